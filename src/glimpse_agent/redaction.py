@@ -1,0 +1,80 @@
+"""Keeps secrets out of logs, exception text and reprs.
+
+Two nets: every secret value loaded from config is registered here and replaced wherever it
+appears; and anything *shaped* like a key (``glm_…``, ``hf_…``, ``sk-…``) or stored under a key
+*named* like a secret is masked even if we never saw it before.
+"""
+
+from __future__ import annotations
+
+import re
+import threading
+from collections.abc import Mapping
+from typing import Any
+
+MASK = "***"
+
+_SECRET_NAME = re.compile(
+    r"(^|[_-])(api[_-]?key|token|secret|password|passwd|authorization|auth|credential|"
+    r"client[_-]?secret|x[_-]image[_-]key|x[_-]api[_-]key|cookie)s?($|[_-])",
+    re.IGNORECASE,
+)
+# Shapes of keys from the services we talk to, plus generic bearer tokens in headers.
+KEY_SHAPES = re.compile(
+    r"(glm_[A-Za-z0-9_\-]{6,}|hf_[A-Za-z0-9]{6,}|sk-[A-Za-z0-9_\-]{6,}|"
+    r"(?<=Bearer )[A-Za-z0-9._\-]{8,})"
+)
+
+_lock = threading.Lock()
+_known: set[str] = set()
+_pattern: re.Pattern[str] | None = None
+
+
+def register_secret(value: str | None) -> None:
+    """Remember ``value`` so it is masked wherever it shows up. Short values are ignored
+    (masking "ab" everywhere would mangle ordinary words)."""
+    global _pattern
+    if not value or len(value) < 6:
+        return
+    with _lock:
+        if value in _known:
+            return
+        _known.add(value)
+        alternatives = sorted(_known, key=len, reverse=True)
+        _pattern = re.compile("|".join(re.escape(v) for v in alternatives))
+
+
+def forget_all_secrets() -> None:
+    """For tests: drop every registered value."""
+    global _pattern
+    with _lock:
+        _known.clear()
+        _pattern = None
+
+
+def is_secret_name(name: str) -> bool:
+    """True for keys such as ``api_key``, ``X-Image-Key``, ``client_secret``, ``token``."""
+    return bool(_SECRET_NAME.search(name))
+
+
+def redact_text(text: str) -> str:
+    """``text`` with every registered secret and every key-shaped string masked."""
+    pattern = _pattern
+    if pattern is not None:
+        text = pattern.sub(MASK, text)
+    return KEY_SHAPES.sub(MASK, text)
+
+
+def redact(value: Any, *, name: str = "") -> Any:
+    """Redact a log value recursively: by its key name, then by content."""
+    if name and is_secret_name(name) and value not in (None, "", False, True):
+        return MASK
+    if isinstance(value, str):
+        return redact_text(value)
+    if isinstance(value, Mapping):
+        return {k: redact(v, name=str(k)) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return type(value)(redact(v) for v in value)
+    if isinstance(value, BaseException):
+        return redact_text(f"{type(value).__name__}: {value}")
+    return value
