@@ -1,0 +1,32 @@
+# glimpse-agent: one container per persona.
+#   docker build -t glimpse-agent .
+#   docker run -d --name aurora \
+#     -v $PWD/agent.toml:/config/agent.toml:ro -v $PWD/personas:/config/personas:ro \
+#     -v aurora-state:/state --secret glimpse_api_key glimpse-agent
+# In agent.toml: state_dir = "/state"; [glimpse] api_key_file = "/run/secrets/glimpse_api_key"
+FROM python:3.11-slim
+
+ENV PYTHONDONTWRITEBYTECODE=1 \
+    PYTHONUNBUFFERED=1 \
+    PIP_NO_CACHE_DIR=1 \
+    PIP_DISABLE_PIP_VERSION_CHECK=1 \
+    HF_HUB_DISABLE_TELEMETRY=1 \
+    HF_HOME=/state/hf-cache
+
+WORKDIR /app
+COPY pyproject.toml README.md ./
+COPY src ./src
+RUN pip install . \
+ && useradd --system --uid 10001 --home-dir /state --shell /usr/sbin/nologin glimpse \
+ && mkdir -p /state /config \
+ && chown glimpse:glimpse /state \
+ && chmod 0700 /state
+
+USER glimpse
+VOLUME ["/state"]
+STOPSIGNAL SIGTERM
+# Healthy while the daemon's loop wrote its heartbeat file in the last 30 minutes.
+HEALTHCHECK --interval=5m --timeout=10s --start-period=2m \
+  CMD ["python", "-c", "import sys,time,os; sys.exit(0 if time.time()-os.path.getmtime('/state/heartbeat') < 1800 else 1)"]
+ENTRYPOINT ["glimpse-agent"]
+CMD ["run", "-c", "/config/agent.toml"]

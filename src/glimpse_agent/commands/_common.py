@@ -1,0 +1,26 @@
+"""What every command does first: load the config and persona, set up logging."""
+
+from __future__ import annotations
+
+import argparse
+import os
+from pathlib import Path
+
+from glimpse_agent.config import LoadedAgent, load_agent
+from glimpse_agent.logs import configure_logging
+
+
+def setup_logging(args: argparse.Namespace, level: str = "info") -> None:
+    fmt = getattr(args, "log_format", "auto")
+    configure_logging(getattr(args, "log_level", None) or level,
+                      json=None if fmt == "auto" else fmt == "json")
+
+
+def load(args: argparse.Namespace) -> LoadedAgent:
+    """Load the agent named by ``-c``; raises ConfigError (exit 2) before anything else runs."""
+    loaded = load_agent(Path(args.config))
+    setup_logging(args, loaded.config.log_level)
+    # huggingface_hub phones home unless told not to; keep its cache in our state dir.
+    os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
+    os.environ.setdefault("HF_HOME", str(loaded.config.state_dir / "hf-cache"))
+    return loaded

@@ -1,0 +1,54 @@
+"""sd_notify messages reach a real datagram socket; the heartbeat file round-trips."""
+
+from __future__ import annotations
+
+import socket
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+
+from glimpse_agent.clock import utc
+from glimpse_agent.notify import (
+    SystemdNotifier,
+    heartbeat_age_seconds,
+    watchdog_interval_seconds,
+    write_heartbeat,
+)
+
+
+def test_notifier_sends_ready_watchdog_stopping(tmp_path: Path) -> None:
+    """READY=1, WATCHDOG=1 and STOPPING=1 arrive on $NOTIFY_SOCKET as separate datagrams."""
+    path = str(tmp_path / "notify.sock")
+    with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as server:
+        server.bind(path)
+        notifier = SystemdNotifier(path)
+        assert notifier.ready() and notifier.watchdog() and notifier.stopping()
+        got = [server.recv(100).decode() for _ in range(3)]
+    assert got == ["READY=1", "WATCHDOG=1", "STOPPING=1"]
+
+
+def test_notifier_is_silent_without_socket(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Outside systemd nothing is sent and nothing fails."""
+    monkeypatch.delenv("NOTIFY_SOCKET", raising=False)
+    notifier = SystemdNotifier()
+    assert not notifier.enabled
+    assert notifier.ready() is False
+
+
+def test_watchdog_interval_is_half_of_watchdog_usec(monkeypatch: pytest.MonkeyPatch) -> None:
+    """systemd's WatchdogSec=60 means a ping every 30 s."""
+    monkeypatch.setenv("WATCHDOG_USEC", "60000000")
+    monkeypatch.delenv("WATCHDOG_PID", raising=False)
+    assert watchdog_interval_seconds() == 30.0
+    monkeypatch.setenv("WATCHDOG_PID", "1")  # meant for another process
+    assert watchdog_interval_seconds() is None
+
+
+def test_heartbeat_file_age(tmp_path: Path) -> None:
+    """The heartbeat file tells how long ago the loop was last healthy."""
+    path = tmp_path / "heartbeat"
+    now = utc(2026, 11, 22, 12)
+    assert heartbeat_age_seconds(path, now) is None
+    write_heartbeat(path, now)
+    assert heartbeat_age_seconds(path, now + timedelta(seconds=90)) == 90.0
