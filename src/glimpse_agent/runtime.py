@@ -1,0 +1,102 @@
+"""Assembles one persona's agent from its config: the shared HTTP client, the Glimpse client,
+the ledger (which takes the state-dir lock), the image router and the writers. Heavy SDKs are
+imported by the backends that need them, only when configured."""
+
+from __future__ import annotations
+
+from contextlib import AsyncExitStack
+from dataclasses import dataclass
+from pathlib import Path
+from types import TracebackType
+
+import httpx
+
+from glimpse_agent.agent import Agent
+from glimpse_agent.clock import Clock
+from glimpse_agent.config import AgentConfig, LoadedAgent
+from glimpse_agent.errors import ConfigError, Problem
+from glimpse_agent.glimpse import GlimpseClient
+from glimpse_agent.imaging import build_router
+from glimpse_agent.ledger import AsyncLedger, Ledger
+from glimpse_agent.writing import build_writing
+
+
+def secret_values(config: AgentConfig) -> list[str]:
+    """Every secret of the config (for the safety filter: never publish one)."""
+    out: list[str] = []
+
+    def walk(model: object) -> None:
+        from pydantic import BaseModel, SecretStr
+
+        if not isinstance(model, BaseModel):
+            return
+        for name in type(model).model_fields:
+            value = getattr(model, name)
+            if isinstance(value, SecretStr):
+                out.append(value.get_secret_value())
+            elif isinstance(value, BaseModel):
+                walk(value)
+
+    walk(config)
+    key = config.glimpse_key()
+    if key:
+        out.append(key)
+    return [s for s in out if s]
+
+
+@dataclass
+class Runtime:
+    agent: Agent
+    ledger: AsyncLedger
+    glimpse: GlimpseClient
+    http: httpx.AsyncClient
+    _stack: AsyncExitStack
+
+    async def close(self) -> None:
+        await self._stack.aclose()
+
+    async def __aenter__(self) -> Runtime:
+        return self
+
+    async def __aexit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                        tb: TracebackType | None) -> None:
+        await self.close()
+
+
+def require_key(config: AgentConfig) -> str:
+    key = config.glimpse_key()
+    if not key:
+        raise ConfigError([Problem(str(config.source), "glimpse.api_key",
+                                   "no Glimpse key: set api_key (or api_key_file), or run "
+                                   "`glimpse-agent register` to store one in "
+                                   f"{config.state_dir}")])
+    return key
+
+
+async def open_runtime(loaded: LoadedAgent, *, clock: Clock, dry_run: bool = False,
+                       state_dir: Path | None = None) -> Runtime:
+    """Open everything an agent needs; close it with ``await runtime.close()``."""
+    config, persona = loaded.config, loaded.persona
+    key = require_key(config)
+    state = state_dir or config.state_dir
+    stack = AsyncExitStack()
+    try:
+        ledger_sync = Ledger.open(state, clock=clock)
+        stack.callback(ledger_sync.close)
+        ledger = AsyncLedger(ledger_sync)
+        stack.push_async_callback(ledger.aclose)
+        http = httpx.AsyncClient(timeout=httpx.Timeout(config.glimpse.timeout, connect=10.0),
+                                 follow_redirects=True)
+        stack.push_async_callback(http.aclose)
+        glimpse = GlimpseClient(config.glimpse.base_url, key, http=http,
+                                timeout=config.glimpse.timeout)
+        router = build_router(config, persona, spend=ledger_sync, clock=clock, state_dir=state,
+                              http=http, glimpse=glimpse)
+        writing = build_writing(config, persona, glimpse=glimpse, http=http,
+                                secrets=secret_values(config))
+        agent = Agent(config, persona, glimpse=glimpse, ledger=ledger, router=router,
+                      writing=writing, clock=clock, dry_run=dry_run)
+        return Runtime(agent, ledger, glimpse, http, stack)
+    except BaseException:
+        await stack.aclose()
+        raise

@@ -1,0 +1,194 @@
+"""The daemon loop: the only place that knows about real time, signals and systemd.
+
+APScheduler 3.11's ``AsyncIOScheduler`` holds one job per planned action (post or engagement
+session), a job that re-plans at the persona's local midnight, and a Glimpse heartbeat. Actions
+never overlap (one lock). SIGTERM/SIGINT stop new work, let the action in flight finish (up to
+``stop_timeout_seconds``), then exit; anything cut short stays an unsettled intent in the ledger
+and is reconciled at the next start. ``READY=1``/``WATCHDOG=1``/``STOPPING=1`` go to
+``$NOTIFY_SOCKET``; the watchdog ping and the heartbeat file are written from the event loop
+itself, so a wedged loop is noticed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any, Protocol
+
+from apscheduler.schedulers.asyncio import AsyncIOScheduler
+from apscheduler.triggers.date import DateTrigger
+from apscheduler.triggers.interval import IntervalTrigger
+
+from glimpse_agent.clock import Clock
+from glimpse_agent.logs import get_logger
+from glimpse_agent.notify import SystemdNotifier, watchdog_interval_seconds, write_heartbeat
+from glimpse_agent.planner import DayPlan, Slot
+
+
+class Schedulable(Protocol):
+    """What the daemon needs from the agent."""
+
+    async def startup(self) -> None: ...
+
+    async def plan_day(self, now: datetime) -> tuple[DayPlan, datetime]:
+        """Today's remaining slots, and when to plan again (next local midnight, UTC)."""
+        ...
+
+    async def run_slot(self, slot: Slot) -> None: ...
+
+    async def heartbeat(self) -> None: ...
+
+
+class Daemon:
+    """Runs a ``Schedulable`` agent until SIGTERM/SIGINT (or ``request_stop``)."""
+
+    def __init__(
+        self,
+        agent: Schedulable,
+        *,
+        clock: Clock,
+        heartbeat_file: Path,
+        heartbeat_minutes: float = 10.0,
+        misfire_grace_minutes: float = 15.0,
+        stop_timeout_seconds: float = 25.0,
+        notifier: SystemdNotifier | None = None,
+        alive_every_seconds: float = 30.0,
+    ) -> None:
+        self.agent = agent
+        self.clock = clock
+        self.heartbeat_file = heartbeat_file
+        self.heartbeat_minutes = heartbeat_minutes
+        self.grace = timedelta(minutes=misfire_grace_minutes)
+        self.stop_timeout = stop_timeout_seconds
+        self.notifier = notifier or SystemdNotifier()
+        self.alive_every = min(alive_every_seconds, watchdog_interval_seconds() or 1e9)
+        self.log = get_logger("glimpse_agent.daemon")
+        self._stop = asyncio.Event()
+        self._action_lock = asyncio.Lock()
+        self._in_flight: asyncio.Task[Any] | None = None
+        self._scheduler: AsyncIOScheduler | None = None
+
+    # ------------------------------------------------------------------ public
+
+    def request_stop(self) -> None:
+        self._stop.set()
+
+    @property
+    def scheduled(self) -> list[tuple[str, datetime]]:
+        """(job id, next run time) of every job, soonest first — for tests and `status`."""
+        if self._scheduler is None:
+            return []
+        jobs = [(j.id, j.next_run_time) for j in self._scheduler.get_jobs() if j.next_run_time]
+        return sorted(jobs, key=lambda j: j[1])
+
+    async def run(self) -> int:
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, self._on_signal, sig)
+        try:
+            await self.agent.startup()
+            self._scheduler = AsyncIOScheduler(
+                timezone=UTC,
+                job_defaults={"misfire_grace_time": int(self.grace.total_seconds()),
+                              "coalesce": True, "max_instances": 1},
+            )
+            self._scheduler.start()
+            await self._replan()
+            self._scheduler.add_job(
+                self._guard("heartbeat", self.agent.heartbeat), IntervalTrigger(
+                    minutes=self.heartbeat_minutes, timezone=UTC), id="heartbeat")
+            alive = asyncio.create_task(self._alive_loop(), name="alive")
+            self.notifier.ready()
+            self.log.info("daemon_ready", jobs=[j for j, _ in self.scheduled])
+            await self._stop.wait()
+            return await self._shutdown(alive)
+        finally:
+            for sig in (signal.SIGTERM, signal.SIGINT):
+                loop.remove_signal_handler(sig)
+
+    # ------------------------------------------------------------------ internals
+
+    def _on_signal(self, sig: signal.Signals) -> None:
+        self.log.info("stop_requested", signal=sig.name)
+        self._stop.set()
+
+    async def _shutdown(self, alive: asyncio.Task[None]) -> int:
+        self.notifier.stopping()
+        if self._scheduler is not None:
+            self._scheduler.shutdown(wait=False)
+        in_flight = self._in_flight
+        if in_flight is not None and not in_flight.done():
+            self.log.info("waiting_for_action_in_flight", timeout_s=self.stop_timeout)
+            done, _ = await asyncio.wait({in_flight}, timeout=self.stop_timeout)
+            if not done:
+                # The intent stays unsettled in the ledger; the next start reconciles it.
+                self.log.warning("action_cancelled_at_stop")
+                in_flight.cancel()
+                await asyncio.gather(in_flight, return_exceptions=True)
+        alive.cancel()
+        await asyncio.gather(alive, return_exceptions=True)
+        self.log.info("daemon_stopped")
+        return 0
+
+    async def _alive_loop(self) -> None:
+        while True:
+            self.notifier.watchdog()
+            try:
+                await asyncio.to_thread(write_heartbeat, self.heartbeat_file, self.clock.now())
+            except OSError as exc:
+                self.log.warning("heartbeat_file_failed", error=str(exc))
+            await asyncio.sleep(self.alive_every)
+
+    def _guard(self, name: str, fn: Callable[..., Awaitable[None]], *args: Any
+               ) -> Callable[[], Awaitable[None]]:
+        """Wrap a job: one action at a time, never after stop, never raising into APScheduler."""
+
+        async def job() -> None:
+            if self._stop.is_set():
+                return
+            async with self._action_lock:
+                if self._stop.is_set():
+                    return
+                task = asyncio.create_task(fn(*args), name=name)
+                self._in_flight = task
+                try:
+                    await asyncio.shield(task)
+                except asyncio.CancelledError:
+                    raise
+                except Exception as exc:
+                    self.log.error("job_failed", job=name, error=str(exc),
+                                   error_type=type(exc).__name__)
+                finally:
+                    if task.done():
+                        self._in_flight = None
+
+        return job
+
+    async def _replan(self) -> None:
+        assert self._scheduler is not None
+        plan, next_plan_at = await self.agent.plan_day(self.clock.now())
+        now = self.clock.now()
+        for slot in plan.slots:
+            run_at = max(slot.at, now)
+            self._scheduler.add_job(self._guard(slot.slot_id, self.agent.run_slot, slot),
+                                    DateTrigger(run_date=run_at, timezone=UTC),
+                                    id=slot.slot_id, replace_existing=True)
+        self._scheduler.add_job(self._replan_job, DateTrigger(run_date=next_plan_at, timezone=UTC),
+                                id="plan", replace_existing=True)
+        self.log.info("day_planned", local_day=str(plan.local_day),
+                      slots=[(s.slot_id, s.at.isoformat()) for s in plan.slots],
+                      next_plan_at=next_plan_at.isoformat())
+
+    async def _replan_job(self) -> None:
+        try:
+            await self._replan()
+        except Exception as exc:
+            # Never lose the re-plan job: try again in a few minutes.
+            self.log.error("plan_failed", error=str(exc))
+            assert self._scheduler is not None
+            self._scheduler.add_job(self._replan_job, DateTrigger(
+                run_date=self.clock.now() + timedelta(minutes=5), timezone=UTC),
+                id="plan", replace_existing=True)
