@@ -1,0 +1,183 @@
+"""The Glimpse BYOK backend through the real GlimpseClient against the Glimpse emulator."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Iterator
+from datetime import date, datetime
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from glimpse_agent.clock import SimulatedClock, utc
+from glimpse_agent.config import GlimpseImagesSection, parse_config
+from glimpse_agent.errors import ContentRejected, RateLimited, Rejected, Unauthorized
+from glimpse_agent.glimpse import GlimpseClient
+from glimpse_agent.imaging import build_router
+from glimpse_agent.imaging.base import ImageRequest
+from glimpse_agent.imaging.checks import sniff_mime
+from glimpse_agent.imaging.glimpse_byok import FINGERPRINT_FILE, GlimpseImagesBackend
+from glimpse_agent.persona import Persona
+from glimpse_agent.sandbox.glimpse_app import create_glimpse_app
+from glimpse_agent.sandbox.glimpse_world import GlimpseWorld
+from glimpse_agent.sandbox.server import LoopbackServer
+
+REQ = ImageRequest(prompt="a lantern festival", persona="aurora")
+HF_KEY = "hf_userkey000000001"
+PUT = "PUT /agents/me/settings/image-generation"
+GET = "GET /agents/me/settings/image-generation"
+
+
+class Glimpse:
+    def __init__(self, world: GlimpseWorld, url: str, agent_id: str, key: str) -> None:
+        self.world = world
+        self.url = url
+        self.agent_id = agent_id
+        self.key = key
+
+    def count(self, route: str) -> int:
+        return self.world.stats.requests_by_route.get(route, 0)
+
+
+@pytest.fixture
+def glimpse() -> Iterator[Glimpse]:
+    world = GlimpseWorld(SimulatedClock(utc(2026, 3, 2, 9)), seed=1, population=0)
+    with LoopbackServer(create_glimpse_app(world)) as server:
+        agent_id, key = world.create_agent("aurora")
+        yield Glimpse(world, f"{server.url}/api/v1", agent_id, key)
+
+
+@pytest.fixture
+async def client(glimpse: Glimpse) -> AsyncIterator[GlimpseClient]:
+    async with (
+        httpx.AsyncClient(verify=False) as http,
+        GlimpseClient(glimpse.url, glimpse.key, http=http) as c,
+    ):
+        yield c
+
+
+def backend(client: GlimpseClient, state_dir: Path, **overrides: Any) -> GlimpseImagesBackend:
+    values: dict[str, Any] = {"provider": "huggingface", "api_key": HF_KEY}
+    values.update(overrides)
+    section = GlimpseImagesSection.model_validate(values)
+    return GlimpseImagesBackend(section, client=client, state_dir=state_dir)
+
+
+async def test_stored_mode_puts_the_key_once_and_generates(
+    glimpse: Glimpse, client: GlimpseClient, tmp_path: Path
+) -> None:
+    """The first run stores the key on Glimpse; the image is a URL on Glimpse, a real PNG."""
+    image = await backend(client, tmp_path).generate(REQ)
+    stored = glimpse.world.image_settings(glimpse.agent_id)
+    assert stored is not None and (stored.provider, stored.api_key) == ("huggingface", HF_KEY)
+    assert image.url is not None and image.url.startswith(glimpse.url + "/images/")
+    assert image.backend == "glimpse" and image.model and image.width
+    assert image.cost_usd == 0.0
+    async with httpx.AsyncClient() as http:
+        assert sniff_mime((await http.get(image.url)).content) == "image/png"
+
+
+async def test_fingerprint_avoids_a_second_put_after_restart(
+    glimpse: Glimpse, client: GlimpseClient, tmp_path: Path
+) -> None:
+    """A new process with the same key only reads the settings; the file never holds the key."""
+    await backend(client, tmp_path).generate(REQ)
+    again = backend(client, tmp_path)  # as after a restart
+    await again.generate(REQ)
+    await again.generate(REQ)
+    assert glimpse.count(PUT) == 1 and glimpse.count(GET) == 1
+    saved = (tmp_path / FINGERPRINT_FILE).read_text()
+    assert HF_KEY not in saved and len(saved.strip()) == 64
+    assert (tmp_path / FINGERPRINT_FILE).stat().st_mode & 0o777 == 0o600
+
+
+async def test_a_changed_key_is_put_again(
+    glimpse: Glimpse, client: GlimpseClient, tmp_path: Path
+) -> None:
+    """A new key (or provider) in the config is stored again on the next run."""
+    await backend(client, tmp_path).generate(REQ)
+    await backend(client, tmp_path, api_key="hf_userkey000000002").generate(REQ)
+    assert glimpse.count(PUT) == 2
+    stored = glimpse.world.image_settings(glimpse.agent_id)
+    assert stored is not None and stored.api_key == "hf_userkey000000002"
+
+
+async def test_key_removed_on_the_server_is_put_again(
+    glimpse: Glimpse, client: GlimpseClient, tmp_path: Path
+) -> None:
+    """If the stored key was deleted on Glimpse, the next process stores it again."""
+    await backend(client, tmp_path).generate(REQ)
+    await client.delete_image_settings()
+    await backend(client, tmp_path).generate(REQ)
+    assert glimpse.count(PUT) == 2
+
+
+async def test_headers_mode_sends_the_key_with_each_request(
+    glimpse: Glimpse, client: GlimpseClient, tmp_path: Path
+) -> None:
+    """headers mode stores nothing on Glimpse and nothing in the state dir."""
+    image = await backend(client, tmp_path, mode="headers", provider="openai").generate(REQ)
+    assert image.url and glimpse.count(PUT) == 0
+    assert glimpse.world.image_settings(glimpse.agent_id) is None
+    assert not (tmp_path / FINGERPRINT_FILE).exists()
+    assert image.cost_usd == 0.04  # billed at the user's OpenAI account
+
+
+async def test_daily_generation_limit_is_a_rate_limit(
+    glimpse: Glimpse, client: GlimpseClient, tmp_path: Path
+) -> None:
+    """The seventh generation of the day is RateLimited (Glimpse allows six)."""
+    b = backend(client, tmp_path)
+    for _ in range(6):
+        await b.generate(REQ)
+    with pytest.raises(RateLimited):
+        await b.generate(REQ)
+
+
+async def test_provider_refusing_the_key_is_a_configuration_failure(
+    client: GlimpseClient, tmp_path: Path
+) -> None:
+    """A provider key the provider refuses is Rejected, not a content failure."""
+    with pytest.raises(Rejected) as info:
+        await backend(client, tmp_path, api_key="hf_revoked00000001").generate(REQ)
+    assert not isinstance(info.value, ContentRejected)
+
+
+async def test_check_needs_a_working_glimpse_key(glimpse: Glimpse, tmp_path: Path) -> None:
+    """check() reads the settings: fine with the agent's key, Unauthorized with a wrong one."""
+    async with GlimpseClient(glimpse.url, glimpse.key) as good:
+        await backend(good, tmp_path).check()
+    async with GlimpseClient(glimpse.url, "glm_wrongwrongwrong") as bad:
+        with pytest.raises(Unauthorized):
+            await backend(bad, tmp_path).check()
+
+
+async def test_build_router_makes_its_own_glimpse_client(glimpse: Glimpse, tmp_path: Path) -> None:
+    """Without a client passed in, build_router uses [glimpse] base_url and api_key."""
+
+    class NoSpend:
+        def spent_on(self, day: date) -> float:
+            return 0.0
+
+        def record_spend(self, amount_usd: float, *, backend: str, at: datetime) -> None:
+            raise AssertionError("a free backend records no spend")
+
+    raw = {
+        "persona": "p.toml",
+        "glimpse": {"base_url": glimpse.url, "api_key": glimpse.key},
+        "images": {"glimpse": {"provider": "huggingface", "api_key": HF_KEY}},
+    }
+    config = parse_config(raw, source=tmp_path / "agent.toml", env={})
+    router = build_router(
+        config,
+        Persona(name="aurora", topics=["x"]),
+        spend=NoSpend(),
+        clock=SimulatedClock(utc(2026, 3, 2, 9)),
+        state_dir=tmp_path,
+    )
+    try:
+        image = await router.generate(REQ)
+    finally:
+        await router.aclose()
+    assert image.backend == "glimpse" and image.url

@@ -1,0 +1,160 @@
+"""The Hugging Face backend through the real huggingface_hub SDK, pointed at the emulator."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Iterator
+from typing import Any
+
+import pytest
+from starlette.applications import Starlette
+
+from glimpse_agent.clock import SimulatedClock, utc
+from glimpse_agent.config import HuggingFaceSection
+from glimpse_agent.errors import (
+    ContentRejected,
+    RateLimited,
+    Rejected,
+    Unauthorized,
+    Unavailable,
+)
+from glimpse_agent.imaging.base import ImageRequest
+from glimpse_agent.imaging.checks import image_size, sniff_mime
+from glimpse_agent.imaging.huggingface import HuggingFaceBackend
+from glimpse_agent.sandbox.hf_app import MODEL, TOKEN, HFState, create_hf_app
+from glimpse_agent.sandbox.server import LoopbackServer
+
+REQ = ImageRequest(prompt="a cat sorcerer", seed=11, persona="aurora")
+
+
+@pytest.fixture(scope="module")
+def hf_server() -> Iterator[tuple[Starlette, str]]:
+    app = create_hf_app()
+    with LoopbackServer(app) as server:
+        yield app, server.url
+
+
+@pytest.fixture
+def hf(hf_server: tuple[Starlette, str]) -> Iterator[tuple[HFState, str]]:
+    app, url = hf_server
+    state = app.state.hf = HFState()
+    yield state, url
+    state.faults.release()
+
+
+@pytest.fixture
+def clock() -> SimulatedClock:
+    return SimulatedClock(utc(2026, 3, 1, 12))
+
+
+@pytest.fixture
+async def make(hf: tuple[HFState, str], clock: SimulatedClock) -> AsyncIterator[Any]:
+    made: list[HuggingFaceBackend] = []
+
+    def factory(**overrides: Any) -> HuggingFaceBackend:
+        values: dict[str, Any] = {
+            "token": TOKEN,
+            "base_url": f"{hf[1]}/models/{MODEL}",
+            "width": 512,
+            "height": 256,
+            "timeout": 5,
+        }
+        values.update(overrides)
+        backend = HuggingFaceBackend(HuggingFaceSection.model_validate(values), clock=clock)
+        made.append(backend)
+        return backend
+
+    yield factory
+    for backend in made:
+        await backend.aclose()
+
+
+async def test_text_to_image_returns_png(hf: tuple[HFState, str], make: Any) -> None:
+    """The SDK posts inputs + parameters with the hf_ token; we get PNG bytes of that size."""
+    image = await make().generate(REQ)
+    assert image.data is not None and sniff_mime(image.data) == "image/png"
+    assert image_size(image.data) == (512, 256) and (image.width, image.height) == (512, 256)
+    assert image.model == MODEL and image.backend == "huggingface" and image.cost_usd == 0.0
+    (sent,) = hf[0].requests
+    assert sent["path"] == f"/models/{MODEL}" and sent["accept"] == "image/png"
+    assert sent["body"] == {
+        "inputs": "a cat sorcerer",
+        "parameters": {"width": 512, "height": 256, "num_inference_steps": 4, "seed": 11},
+    }
+
+
+async def test_bare_endpoint_url_works(hf: tuple[HFState, str], make: Any) -> None:
+    """base_url may be any endpoint URL: the SDK posts to it as is."""
+    image = await make(base_url=f"{hf[1]}/my-endpoint").generate(REQ)
+    assert image.data is not None and hf[0].requests[0]["path"] == "/my-endpoint"
+
+
+async def test_429_is_retried_after_retry_after(
+    hf: tuple[HFState, str], make: Any, clock: SimulatedClock
+) -> None:
+    """A 429 with Retry-After: 4 is retried after 4 s of the injected clock."""
+    hf[0].faults.arm("status", status=429, retry_after=4)
+    before = clock.now()
+    assert (await make().generate(REQ)).data
+    assert (clock.now() - before).total_seconds() == 4
+
+
+async def test_model_loading_503_is_retried(hf: tuple[HFState, str], make: Any) -> None:
+    """A cold model's 503 ("currently loading") is retried; the next try succeeds."""
+    hf[0].faults.arm("loading")
+    assert (await make().generate(REQ)).data
+    assert len(hf[0].requests) == 1
+
+
+async def test_persistent_503_gives_up_unavailable(hf: tuple[HFState, str], make: Any) -> None:
+    """Three 503s in a row: Unavailable with the server's message."""
+    hf[0].faults.arm("loading", times=3)
+    with pytest.raises(Unavailable, match="currently loading"):
+        await make().generate(REQ)
+
+
+async def test_rate_limit_that_persists_is_rate_limited(hf: tuple[HFState, str], make: Any) -> None:
+    """429s on every try surface as RateLimited with the Retry-After seconds."""
+    hf[0].faults.always("status", status=429, retry_after=5)
+    with pytest.raises(RateLimited) as info:
+        await make().generate(REQ)
+    assert info.value.retry_after == 5
+
+
+async def test_timeout_is_unavailable(hf: tuple[HFState, str], make: Any) -> None:
+    """No answer within the timeout: the SDK's InferenceTimeoutError becomes Unavailable."""
+    hf[0].faults.always("hang", seconds=5)
+    with pytest.raises(Unavailable, match="no answer"):
+        await make(timeout=0.05).generate(REQ)
+
+
+async def test_wrong_token_is_unauthorized(make: Any) -> None:
+    """An unknown token: 401 -> Unauthorized, and the token is not in the message."""
+    with pytest.raises(Unauthorized) as info:
+        await make(token="hf_wrongwrongwrong").generate(REQ)
+    assert "hf_wrong" not in str(info.value)
+
+
+async def test_unknown_model_is_rejected(hf: tuple[HFState, str], make: Any) -> None:
+    """A model the service does not have: 404 -> Rejected (a configuration failure)."""
+    with pytest.raises(Rejected, match="does not exist") as info:
+        await make(base_url=f"{hf[1]}/models/nobody/nothing").generate(REQ)
+    assert not isinstance(info.value, ContentRejected)
+
+
+async def test_safety_refusal_is_content_rejected(hf: tuple[HFState, str], make: Any) -> None:
+    """A 400 saying the prompt was flagged is ContentRejected, and not retried."""
+    hf[0].faults.arm("content", times=2)
+    with pytest.raises(ContentRejected, match="NSFW"):
+        await make().generate(REQ)
+    assert len(hf[0].faults._queue) == 1
+
+
+async def test_unreachable_endpoint_is_unavailable(make: Any) -> None:
+    """A connection refused by the host (httpx2 ConnectError) becomes Unavailable."""
+    with pytest.raises(Unavailable, match="cannot reach"):
+        await make(base_url="http://127.0.0.1:9/x").generate(REQ)
+
+
+async def test_check_with_an_endpoint_only_loads_the_sdk(make: Any) -> None:
+    """check() for an endpoint URL builds the client and passes without a billed call."""
+    await make().check()
