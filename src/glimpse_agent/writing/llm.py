@@ -1,0 +1,185 @@
+"""Text from an OpenAI-compatible chat-completions API (OpenAI, vLLM, Ollama, LM Studio...)
+through the official ``openai`` SDK: image-prompt ideas, captions, comments and replies.
+
+``openai`` is imported when a writer is built, never when this module is imported (it costs
+~0.7 s and ~40 MiB, paid only when ``[llm]`` is configured). This module is the only place
+that knows the SDK's exceptions; they leave it as our errors.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import TYPE_CHECKING, Any, cast
+
+from glimpse_agent.config import LLMSection, SafetySection
+from glimpse_agent.errors import (
+    BadResponse,
+    ContentRejected,
+    RateLimited,
+    Rejected,
+    ServiceError,
+    Unauthorized,
+    Unavailable,
+)
+from glimpse_agent.persona import Persona
+from glimpse_agent.redaction import redact_text
+from glimpse_agent.writing import prompts
+from glimpse_agent.writing.base import CaptionRequest
+
+if TYPE_CHECKING:
+    from openai import AsyncOpenAI
+
+SERVICE = "llm"
+# Local servers (Ollama, LM Studio) want no key, but the SDK insists on one: send a dummy
+# rather than let the SDK fall back to $OPENAI_API_KEY behind the config's back.
+NO_KEY = "not-needed"
+CONNECT_TIMEOUT = 10.0
+
+
+def translate(exc: Exception) -> ServiceError:
+    """Our error for an ``openai`` SDK exception (the one place that knows their shapes)."""
+    import openai
+
+    message = redact_text(getattr(exc, "message", None) or str(exc) or type(exc).__name__)
+    if isinstance(exc, openai.APITimeoutError):
+        return Unavailable("timed out", service=SERVICE)
+    if isinstance(exc, openai.APIConnectionError):
+        return Unavailable(f"cannot connect: {message}", service=SERVICE)
+    if isinstance(exc, openai.APIStatusError):
+        status = exc.status_code
+        detail = f"HTTP {status}: {message}"
+        if isinstance(exc, openai.RateLimitError) or status == 429:
+            quota = exc.code == "insufficient_quota"
+            return RateLimited(
+                detail,
+                service=SERVICE,
+                status=status,
+                retry_after=_retry_after(exc),
+                bucket="quota" if quota else None,
+            )
+        if status in (401, 403):
+            return Unauthorized(detail, service=SERVICE, status=status)
+        if status in (408, 409) or status >= 500:
+            return Unavailable(detail, service=SERVICE, status=status)
+        if exc.code == "content_filter" or "content_policy" in (exc.code or ""):
+            return ContentRejected(detail, service=SERVICE, status=status)
+        return Rejected(detail, service=SERVICE, status=status)
+    if isinstance(exc, openai.APIResponseValidationError):
+        return BadResponse(f"unexpected answer: {message}", service=SERVICE)
+    return Unavailable(message, service=SERVICE)
+
+
+def _retry_after(exc: Any) -> float | None:
+    try:
+        value = exc.response.headers.get("retry-after")
+        return max(0.0, float(value)) if value else None
+    except (AttributeError, TypeError, ValueError):
+        return None
+
+
+class LLMWriter:
+    """Writes for one persona through a chat model. Every method returns the model's text,
+    cleaned of wrapping quotes and labels, or raises a ``ServiceError``; it does not judge
+    safety (the caller's ``produce_safe`` does)."""
+
+    name = "llm"
+
+    def __init__(
+        self,
+        section: LLMSection,
+        persona: Persona,
+        safety: SafetySection | None = None,
+        *,
+        max_retries: int = 1,
+    ) -> None:
+        import openai  # lazily: see the module docstring
+
+        self.section = section
+        self.persona = persona
+        self.limits = safety or SafetySection()
+        key = section.api_key.get_secret_value() if section.api_key else NO_KEY
+        # One SDK retry absorbs a blip; the overall deadline in ``complete`` stops the SDK from
+        # honouring a long Retry-After (it would wait up to two minutes).
+        self._client: AsyncOpenAI = openai.AsyncOpenAI(
+            base_url=section.base_url,
+            api_key=key,
+            max_retries=max_retries,
+            timeout=openai.Timeout(section.timeout, connect=min(CONNECT_TIMEOUT, section.timeout)),
+        )
+
+    async def aclose(self) -> None:
+        await self._client.close()
+
+    async def complete(self, messages: list[prompts.Message]) -> str:
+        """The assistant's text for ``messages``, or our error."""
+        import openai
+
+        try:
+            async with asyncio.timeout(self.section.timeout * 1.5):
+                response = await self._client.chat.completions.create(
+                    model=self.section.model,
+                    messages=cast(Any, messages),
+                    temperature=self.section.temperature,
+                )
+        except TimeoutError:
+            raise Unavailable("timed out", service=SERVICE) from None
+        except openai.OpenAIError as exc:
+            raise translate(exc) from None
+        choices = getattr(response, "choices", None) or []
+        content = choices[0].message.content if choices else None
+        if not isinstance(content, str) or not content.strip():
+            finish = choices[0].finish_reason if choices else "no choices"
+            if finish == "content_filter":
+                raise ContentRejected("the model's content filter stopped it", service=SERVICE)
+            raise BadResponse(f"empty answer (finish_reason={finish})", service=SERVICE)
+        return prompts.clean_output(content)
+
+    async def image_prompt(
+        self, topic: str, angle: str | None, recent: list[str], attempt: int = 0
+    ) -> str:
+        return await self.complete(
+            prompts.image_prompt_messages(self.persona, topic, angle, recent, attempt)
+        )
+
+    async def caption(self, request: CaptionRequest, attempt: int = 0) -> str:
+        return await self.complete(
+            prompts.caption_messages(
+                self.persona,
+                request,
+                max_chars=self.limits.caption_max_chars,
+                max_hashtags=self.limits.max_hashtags,
+                attempt=attempt,
+            )
+        )
+
+    async def comment(
+        self, post_caption: str, author_name: str, topic_hint: str | None, attempt: int = 0
+    ) -> str:
+        return await self.complete(
+            prompts.comment_messages(
+                self.persona,
+                post_caption,
+                author_name,
+                topic_hint,
+                max_chars=self.limits.comment_max_chars,
+                attempt=attempt,
+            )
+        )
+
+    async def reply(
+        self, comment_text: str, author_name: str, own_caption: str, attempt: int = 0
+    ) -> str:
+        return await self.complete(
+            prompts.reply_messages(
+                self.persona,
+                comment_text,
+                author_name,
+                own_caption,
+                max_chars=self.limits.comment_max_chars,
+                attempt=attempt,
+            )
+        )
+
+    async def write_caption(self, request: CaptionRequest, attempt: int) -> str:
+        """The ``CaptionSource`` face of the writer."""
+        return await self.caption(request, attempt)
