@@ -76,7 +76,7 @@ class BucketUsage:
 
 
 def check_bucket(bucket: str) -> str:
-    """Return ``bucket`` if Glimpse has it; a typo raises ``ValueError`` instead of never counting."""
+    """``bucket`` if Glimpse has it; a typo raises ``ValueError`` rather than never counting."""
     if bucket not in PLATFORM:
         raise ValueError(f"unknown rate-limit bucket {bucket!r}; expected one of {BUCKETS}")
     return bucket
@@ -122,7 +122,9 @@ def _in_window(window: Window, events: Iterable[datetime], now: datetime) -> lis
     return sorted(e for e in events if e > start)
 
 
-def _server_left(server: ServerView | None, events: Iterable[datetime], now: datetime) -> int | None:
+def _server_left(
+    server: ServerView | None, events: Iterable[datetime], now: datetime
+) -> int | None:
     """What the server's view leaves now, or ``None`` once it has expired (reset has passed)."""
     if server is None or server.reset <= now:
         return None
@@ -177,7 +179,9 @@ def next_free(
             if len(inside) >= w.limit:
                 span = w.span
                 # Sliding: free once the (count - limit + 1)-th oldest event slides out.
-                waits.append(next_midnight(at) if span is None else inside[len(inside) - w.limit] + span)
+                waits.append(
+                    next_midnight(at) if span is None else inside[len(inside) - w.limit] + span
+                )
         from_server = _server_left(server, events, at)
         if from_server == 0 and server is not None:
             waits.append(server.reset)
@@ -192,7 +196,7 @@ def remaining_all(
     now: datetime,
     caps: Mapping[str, int] | None = None,
 ) -> dict[str, int]:
-    """What is left in every Glimpse bucket at ``now`` (buckets missing from ``usage`` are unused)."""
+    """What is left in every Glimpse bucket at ``now`` (a bucket not in ``usage`` is unused)."""
     out: dict[str, int] = {}
     for bucket in BUCKETS:
         u = usage.get(bucket, BucketUsage())

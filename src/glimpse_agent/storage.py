@@ -42,7 +42,7 @@ def ensure_state_dir(path: Path) -> Path:
     return path
 
 
-def _fsync_dir(directory: Path) -> None:
+def fsync_dir(directory: Path) -> None:
     fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY)
     try:
         os.fsync(fd)
@@ -65,10 +65,17 @@ def write_atomically(path: Path, data: bytes, *, keep_backup: bool = False) -> N
         if keep_backup and path.exists():
             _rotate_backup(path)
         os.replace(tmp, path)
-        _fsync_dir(path.parent)
+        fsync_dir(path.parent)
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
+
+
+def remove_stale_temp_files(path: Path) -> None:
+    """Delete temp files an interrupted ``write_atomically(path)`` left (``path`` is intact).
+    Only call this while holding the state lock: otherwise they may be another writer's."""
+    for stale in path.parent.glob(f".{path.name}.*.tmp"):
+        stale.unlink(missing_ok=True)
 
 
 def _rotate_backup(path: Path) -> None:
@@ -82,10 +89,14 @@ def _rotate_backup(path: Path) -> None:
         # Some filesystems (certain FUSE/network mounts) refuse hard links: copy instead.
         link.write_bytes(path.read_bytes())
         os.chmod(link, FILE_MODE)
-    if bak.exists() and os.path.samefile(link, bak):
-        link.unlink()  # rename() between two links of one file is a no-op that keeps both
-        return
-    os.replace(link, bak)
+    try:
+        if bak.exists() and os.path.samefile(link, bak):
+            link.unlink()  # rename() between two links of one file is a no-op that keeps both
+            return
+        os.replace(link, bak)
+    except BaseException:
+        link.unlink(missing_ok=True)
+        raise
 
 
 def backup_path(path: Path) -> Path:
@@ -102,7 +113,7 @@ def _parse(raw: bytes) -> dict[str, Any]:
     return data
 
 
-class AtomicJSONStorage(Storage):  # type: ignore[misc]  # tinydb ships no type hints
+class AtomicJSONStorage(Storage):  # type: ignore[misc,unused-ignore]  # tinydb: untyped
     """A TinyDB storage with atomic, durable writes, a rotating ``.bak`` and loud recovery.
 
     Reads are served from memory after the first load (we hold the state lock, so nobody else
@@ -110,14 +121,17 @@ class AtomicJSONStorage(Storage):  # type: ignore[misc]  # tinydb ships no type 
     groups several TinyDB writes into one durable write: all of them land, or none does.
     """
 
-    def __init__(self, path: Path, *, cache: bool = True) -> None:
+    def __init__(self, path: Path, *, cache: bool = True, read_only: bool = False) -> None:
         self.path = path
+        self.read_only = read_only
         self._use_cache = cache
         self._cache: dict[str, Any] | None = None
         self._defer_depth = 0
         self._dirty = False
-        for stale in path.parent.glob(f".{path.name}.*.tmp"):
-            stale.unlink(missing_ok=True)  # an interrupted write; the main file is intact
+        #: Bumped whenever in-memory state is thrown away, so indexes built on it know to rebuild.
+        self.epoch = 0
+        if not read_only:  # without the lock, a temp file may be the daemon's write in flight
+            remove_stale_temp_files(path)
 
     # -- TinyDB Storage interface -------------------------------------------------------------
 
@@ -130,6 +144,8 @@ class AtomicJSONStorage(Storage):  # type: ignore[misc]  # tinydb ships no type 
         return data
 
     def write(self, data: dict[str, Any]) -> None:
+        if self.read_only:
+            raise StateError(f"{self.path} is open read-only")
         if self._defer_depth:
             self._cache, self._dirty = data, True
             return
@@ -163,6 +179,7 @@ class AtomicJSONStorage(Storage):  # type: ignore[misc]  # tinydb ships no type 
     def discard(self) -> None:
         """Forget in-memory state (after a failed operation) so the next read trusts the disk."""
         self._cache, self._dirty = None, False
+        self.epoch += 1
 
     def size_bytes(self) -> int:
         return self.path.stat().st_size if self.path.exists() else 0
@@ -199,6 +216,7 @@ class AtomicJSONStorage(Storage):  # type: ignore[misc]  # tinydb ships no type 
             return self._restore_from_backup(reason=str(e))
 
     def _restore_from_backup(self, *, reason: str) -> dict[str, Any]:
+        """The ``.bak`` content, put back in place (damaged file kept aside) unless read-only."""
         bak = backup_path(self.path)
         try:
             raw = bak.read_bytes()
@@ -210,6 +228,9 @@ class AtomicJSONStorage(Storage):  # type: ignore[misc]  # tinydb ships no type 
                 f"move it aside (mv {self.path} {self.path}.broken) to start with an empty store "
                 "- the agent then forgets today's counts and any unfinished posts."
             ) from e
+        if self.read_only:
+            log.warning("state_file_unreadable_using_backup", file=str(self.path), reason=reason)
+            return data
         aside = None
         if self.path.exists():
             stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
@@ -274,6 +295,9 @@ class StateLock:
         return self.acquire()
 
     def __exit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
     ) -> None:
         self.release()

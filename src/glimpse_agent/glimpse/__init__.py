@@ -1,0 +1,42 @@
+"""The Glimpse API behind one small async client.
+
+    from glimpse_agent.glimpse import GlimpseClient
+
+Only this package knows Glimpse's HTTP and error shapes; everything it raises is one of
+``glimpse_agent.errors`` (``RateLimited``, ``Unauthorized``, ``NotVerified``, ``Conflict``,
+``Rejected``, ``Unavailable``, ``BadResponse``).
+"""
+
+from __future__ import annotations
+
+from glimpse_agent.glimpse._encode import image_b64
+from glimpse_agent.glimpse._errors import GlimpseTimeout
+from glimpse_agent.glimpse.client import GlimpseClient
+from glimpse_agent.glimpse.models import (
+    Agent,
+    Comment,
+    Discover,
+    GenerationResult,
+    ImageSettings,
+    Post,
+    Registration,
+)
+from glimpse_agent.glimpse.pages import Page
+from glimpse_agent.glimpse.ratelimit import BUCKETS, RateLimitInfo, bucket_for
+
+__all__ = [
+    "BUCKETS",
+    "Agent",
+    "Comment",
+    "Discover",
+    "GenerationResult",
+    "GlimpseClient",
+    "GlimpseTimeout",
+    "ImageSettings",
+    "Page",
+    "Post",
+    "RateLimitInfo",
+    "Registration",
+    "bucket_for",
+    "image_b64",
+]

@@ -1,0 +1,193 @@
+"""One request to Glimpse: auth header, timing, the debug log line, the ``X-RateLimit-*``
+bookkeeping, and translation of every failure into our errors. Nothing ``httpx`` raises gets
+past ``GlimpseHttp.send``.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterable, Mapping
+from typing import Any, TypeVar
+
+import httpx
+from pydantic import BaseModel, ValidationError
+
+from glimpse_agent.clock import Clock
+from glimpse_agent.errors import BadResponse
+from glimpse_agent.glimpse._errors import SERVICE, error_for_response, error_for_transport
+from glimpse_agent.glimpse.pages import Page, build_page
+from glimpse_agent.glimpse.ratelimit import RateLimitInfo, bucket_for, parse_rate_limit
+from glimpse_agent.logs import get_logger
+
+M = TypeVar("M", bound=BaseModel)
+RateLimitCallback = Callable[[RateLimitInfo], None]
+Params = Mapping[str, str | int | None]
+
+
+class GlimpseHttp:
+    """Sends requests relative to ``base_url`` and remembers the last rate-limit headers of
+    each bucket in ``rate_limits``. Secrets never reach a log line or an error message."""
+
+    def __init__(
+        self,
+        base_url: str,
+        api_key: str | None,
+        http: httpx.AsyncClient,
+        *,
+        timeout: float,
+        clock: Clock,
+        on_rate_limit: RateLimitCallback | None = None,
+    ) -> None:
+        self.base_url = base_url.rstrip("/")
+        self.api_key = api_key.strip() if api_key else None
+        self.http = http
+        self.timeout = timeout
+        self.clock = clock
+        self.on_rate_limit = on_rate_limit
+        self.rate_limits: dict[str, RateLimitInfo] = {}
+        self.last_rate_limit: RateLimitInfo | None = None
+        self.log = get_logger("glimpse_agent.glimpse")
+
+    async def send(
+        self,
+        method: str,
+        path: str,
+        *,
+        params: Params | None = None,
+        json: Any = None,
+        files: Any = None,
+        data: Mapping[str, str] | None = None,
+        headers: Mapping[str, str] | None = None,
+        secrets: Iterable[str | None] = (),
+    ) -> httpx.Response:
+        """The response if its status is 2xx; otherwise raises our error for it."""
+        secrets = (self.api_key, *secrets)
+        sent_headers = {"Accept": "application/json"}
+        if self.api_key:
+            sent_headers["Authorization"] = f"Bearer {self.api_key}"
+        sent_headers.update(headers or {})
+        query = {k: str(v) for k, v in (params or {}).items() if v is not None}
+        bucket = bucket_for(method, path)
+        started = time.monotonic()
+        try:
+            response = await self.http.request(
+                method,
+                self.base_url + path,
+                params=query or None,
+                json=json,
+                files=files,
+                data=data,
+                headers=sent_headers,
+                timeout=self.timeout,
+            )
+        except (httpx.HTTPError, httpx.InvalidURL, UnicodeEncodeError) as exc:
+            self.log.debug(
+                "glimpse.request",
+                method=method,
+                path=path,
+                status=None,
+                duration_ms=_ms(started),
+                error=type(exc).__name__,
+            )
+            raise error_for_transport(exc, method=method, path=path, secrets=secrets) from None
+        now = self.clock.now()
+        info = parse_rate_limit(response.headers, bucket=bucket, now=now)
+        if info is not None:
+            self._remember(info)
+        self.log.debug(
+            "glimpse.request",
+            method=method,
+            path=path,
+            status=response.status_code,
+            duration_ms=_ms(started),
+            bucket=bucket,
+            remaining=None if info is None else info.remaining,
+        )
+        if response.is_success:
+            return response
+        raise error_for_response(
+            response, method=method, path=path, bucket=bucket, now=now, secrets=secrets
+        )
+
+    def _remember(self, info: RateLimitInfo) -> None:
+        self.rate_limits[info.bucket] = info
+        self.last_rate_limit = info
+        if self.on_rate_limit is not None:
+            try:
+                self.on_rate_limit(info)
+            except Exception as exc:  # a bookkeeping hook must not fail the request
+                self.log.warning("glimpse.rate_limit_callback_failed", error=type(exc).__name__)
+
+    async def body(self, method: str, path: str, **kwargs: Any) -> Any:
+        """The decoded JSON body of a 2xx answer (``None`` when empty)."""
+        response = await self.send(method, path, **kwargs)
+        return decode(response, method=method, path=path)
+
+    async def model(
+        self,
+        model: type[M],
+        method: str,
+        path: str,
+        envelope: tuple[str, ...] = ("data",),
+        **kwargs: Any,
+    ) -> M:
+        """The answer as ``model``; ``envelope`` names keys the object may be wrapped under."""
+        body = await self.body(method, path, **kwargs)
+        return parse_model(model, body, method=method, path=path, envelope=envelope)
+
+    async def page(self, model: type[M], path: str, *, params: Params, **kwargs: Any) -> Page[M]:
+        """A GET of a paginated list of ``model``."""
+        response = await self.send("GET", path, params=params, **kwargs)
+        body = decode(response, method="GET", path=path)
+        limit = params.get("limit")
+        try:
+            return build_page(
+                model, body, response.links, limit=limit if isinstance(limit, int) else None
+            )
+        except ValueError as exc:
+            raise BadResponse(
+                f"GET {path}: {exc}", service=SERVICE, status=response.status_code
+            ) from None
+
+
+def _ms(started: float) -> int:
+    return round((time.monotonic() - started) * 1000)
+
+
+def decode(response: httpx.Response, *, method: str, path: str) -> Any:
+    """JSON of a 2xx response; ``None`` for an empty body; ``BadResponse`` for anything else."""
+    if not response.content.strip():
+        return None
+    try:
+        return response.json()
+    except ValueError:
+        kind = response.headers.get("content-type", "no content type").split(";")[0]
+        raise BadResponse(
+            f"{method} {path} -> HTTP {response.status_code}: not JSON ({kind})",
+            service=SERVICE,
+            status=response.status_code,
+        ) from None
+
+
+def parse_model(
+    model: type[M], body: Any, *, method: str, path: str, envelope: tuple[str, ...]
+) -> M:
+    """``body`` (or the object under one of ``envelope``) as ``model``, else ``BadResponse``.
+
+    The message names where validation failed but never quotes the input: it may hold a key.
+    """
+    if isinstance(body, dict):
+        for key in envelope:
+            if isinstance(body.get(key), dict):
+                body = body[key]
+                break
+    try:
+        return model.model_validate(body)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(part) for part in first["loc"]) or "body"
+        raise BadResponse(
+            f"{method} {path}: unexpected response for {model.__name__} "
+            f"({exc.error_count()} problem(s), first: {where}: {first['type']})",
+            service=SERVICE,
+        ) from None
