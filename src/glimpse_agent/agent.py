@@ -13,11 +13,11 @@ second post. ``dry_run`` turns every write into a log line.
 from __future__ import annotations
 
 import asyncio
-import hashlib
+import functools
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime, timedelta
-from typing import Any, TypeVar
+from datetime import UTC, datetime, timedelta
+from typing import Any
 
 from glimpse_agent.clock import Clock
 from glimpse_agent.config import AgentConfig
@@ -29,15 +29,17 @@ from glimpse_agent.errors import (
     Rejected,
     ServiceError,
 )
-from glimpse_agent.glimpse import GlimpseClient, Post
+from glimpse_agent.glimpse import GlimpseClient, Post, RateLimitInfo
 from glimpse_agent.imaging import ImageRequest, ImageRouter, prepare_for_post
-from glimpse_agent.ledger import AsyncLedger, OwnPost
+from glimpse_agent.ledger import AsyncLedger, Ledger, OwnPost
 from glimpse_agent.logs import get_logger
 from glimpse_agent.persona import Persona
 from glimpse_agent.planner import (
+    active_window,
     CandidatePost,
     Comment as CommentDecision,
     DayPlan,
+    Decision,
     EngagementView,
     Follow,
     IncomingComment,
@@ -48,12 +50,13 @@ from glimpse_agent.planner import (
     is_repeat,
     next_idea,
     next_local_midnight,
+    days_to_plan,
     plan_day,
     plan_engagement,
+    sessions_remaining,
 )
 from glimpse_agent.writing import CaptionRequest, Writing
 
-T = TypeVar("T")
 IDEA_MEMORY = timedelta(days=30)
 # Engagement buckets the planner spends; posts/generation are spent by `post`.
 ENGAGE_BUCKETS = ("reactions", "comments", "follows")
@@ -84,6 +87,7 @@ class Agent:
         writing: Writing,
         clock: Clock,
         dry_run: bool = False,
+        rate_limit_inbox: list[tuple[RateLimitInfo, datetime]] | None = None,
     ) -> None:
         self.config = config
         self.persona = persona
@@ -94,6 +98,9 @@ class Agent:
         self.clock = clock
         self.dry_run = dry_run
         self.self_id: str | None = None
+        self._plans: dict[str, DayPlan] = {}
+        # X-RateLimit-* sets the client saw, with when; flushed into the ledger after each action.
+        self._limits_inbox = rate_limit_inbox if rate_limit_inbox is not None else []
         self.log = get_logger("glimpse_agent.agent", persona=persona.name)
 
     # ------------------------------------------------------------------ lifecycle
@@ -102,7 +109,8 @@ class Agent:
         """Learn who we are, then settle whatever a crash left half-done — before anything else."""
         me = await self.glimpse.me()
         self.self_id = me.id
-        await self.reconcile()
+        settled = await self.reconcile()
+        self.log.info("agent_started", agent_id=me.id, reconciled=settled, dry_run=self.dry_run)
 
     async def reconcile(self) -> int:
         """Settle every unsettled intent against Glimpse. Returns how many were settled."""
@@ -110,74 +118,92 @@ class Agent:
         if not intents:
             return 0
         assert self.self_id is not None
-        recent = (await self.glimpse.agent_posts(self.self_id, limit=40)).items
-        settled = 0
+        recent: list[Post] | None = None
         for intent in intents:
             payload = intent.payload
             if intent.kind == "post":
-                match = _find_post(recent, payload, since=intent.at)
+                if recent is None:
+                    recent = list((await self.glimpse.agent_posts(self.self_id, limit=40)).items)
+                match = _find_post(recent, payload)
                 if match is not None:
-                    await self._record_post(match, payload, at=match_time(match, intent.at))
-                    await self.ledger.settle_intent(intent.intent_id, {"post_id": match.id,
-                                                                       "reconciled": True})
+                    await self._commit_post(intent.intent_id, match, payload,
+                                            at=_match_time(match, intent.at), reconciled=True)
                     self.log.warning("reconciled_post_found", intent=intent.intent_id,
                                      post_id=match.id)
                 else:
                     await self.ledger.abandon_intent(intent.intent_id, "not found on Glimpse")
                     self.log.warning("reconciled_post_absent", intent=intent.intent_id)
             else:
-                # Likes/follows/comments: re-doing one is harmless (Glimpse answers 409) and
-                # skipping one costs little; mark it engaged so it is not tried again today.
-                target = str(payload.get("target", ""))
-                if target:
-                    await self.ledger.mark_engaged(intent.kind, target, intent.at,
-                                                   counterpart=payload.get("counterpart"))
-                await self.ledger.settle_intent(intent.intent_id, {"reconciled": "assumed"})
-            settled += 1
-        return settled
+                # Likes/follows/comments: the server may or may not have them. Count them as
+                # done (spent quota, engaged target) — over-counting one like is harmless, doing
+                # it twice is what we promise never to do.
+                await self.ledger.run(_settle_engagement, intent.intent_id, intent.kind,
+                                      str(payload.get("target", "")), payload.get("counterpart"),
+                                      str(payload.get("bucket", "")), intent.at,
+                                      {"reconciled": "assumed"})
+        return len(intents)
 
     # ------------------------------------------------------------------ planning
 
     async def budgets(self, now: datetime) -> dict[str, int]:
         return await self.ledger.remaining_all(now, self.persona)
 
-    async def plan_day(self, now: datetime) -> tuple[DayPlan, datetime]:
-        zone = self.persona.zone
-        local_day = now.astimezone(zone).date()
-        done = await self.ledger.done_slots(local_day.isoformat())
-        posted_today = sum(1 for s in done if "/post/" in s)
-        left = await self.budgets(now)
-        allowed = max(0, min(self.persona.posts_per_day,
-                             posted_today + left.get("posts", 0),
-                             posted_today + left.get("generation", 0)))
-        plan = plan_day(self.persona, local_day, posts_allowed=allowed,
-                        jitter_minutes=self.config.daemon.jitter_minutes,
-                        done_slot_ids=frozenset(done), now=now,
-                        grace_minutes=self.config.daemon.misfire_grace_minutes)
-        await self.ledger.save_plan(local_day.isoformat(), _plan_json(plan))
-        return plan, next_local_midnight(self.persona, now)
+    async def plan_day(self, now: datetime) -> tuple[list[DayPlan], datetime]:
+        """Plans for every local day with slots still ahead (yesterday's overnight window too),
+        and when to plan again. Re-planning is idempotent: the same ids and times come back."""
+        plans = []
+        for local_day in days_to_plan(self.persona, now):
+            key = local_day.isoformat()
+            done = await self.ledger.done_slots(key)
+            posted = sum(1 for s in done if "/post/" in s)
+            # Quota as it will stand when the day's window opens: daily caps reset at midnight
+            # UTC, which for most zones is not the local midnight we plan at.
+            window_start, _ = active_window(self.persona, local_day)
+            left = await self.budgets(max(now, window_start))
+            # The day's total including what is done, so slot ids stay stable across restarts.
+            allowed = max(0, min(self.persona.posts_per_day,
+                                 posted + left.get("posts", 0),
+                                 posted + left.get("generation", 0)))
+            full = plan_day(self.persona, local_day, posts_allowed=allowed,
+                            jitter_minutes=self.config.daemon.jitter_minutes)
+            self._plans[key] = full
+            await self.ledger.save_plan(key, _plan_json(full))
+            plans.append(plan_day(self.persona, local_day, posts_allowed=allowed,
+                                  jitter_minutes=self.config.daemon.jitter_minutes,
+                                  done_slot_ids=frozenset(done), now=now,
+                                  grace_minutes=self.config.daemon.misfire_grace_minutes))
+        return plans, next_local_midnight(self.persona, now)
 
     async def run_slot(self, slot: Slot) -> Outcome:
+        """Run one planned slot unless it already ran (restart) — then record it as done."""
         log = self.log.bind(job=slot.slot_id, action=slot.kind)
         if await self.ledger.slot_done(slot.slot_id):
             log.info("slot_already_done")
             return Outcome(slot.kind, True, "already done")
-        outcome = await (self.post(slot.slot_id) if slot.kind == "post"
-                         else self.engage(slot.slot_id))
-        if outcome.ok or slot.kind == "engage":
-            await self.ledger.mark_slot_done(slot.slot_id, self.clock.now())
+        if slot.kind == "post":
+            outcome = await self.post(slot.slot_id)
+        else:
+            plan = self._plans.get(slot.slot_id.split("/")[0])
+            left = sessions_remaining(plan, self.clock.now()) if plan else 1
+            outcome = await self.engage(slot.slot_id, sessions_left=left)
+        if not outcome.ok or slot.kind == "engage":
+            # A failed post's slot is done too: the next slot (or tomorrow) tries again; re-running
+            # a failed slot after a restart could post at an unplanned hour.
+            await self.ledger.mark_slot_done(slot.slot_id, self.clock.now(),
+                                             outcome="ok" if outcome.ok else outcome.detail[:200])
         return outcome
 
     # ------------------------------------------------------------------ posting
 
     async def post(self, slot_id: str | None = None) -> Outcome:
+        """Make and publish one post: idea, image, caption, safety, intent, post, settle."""
         now = self.clock.now()
         slot_id = slot_id or f"adhoc/{now.isoformat()}"
         log = self.log.bind(job=slot_id, action="post")
         left = await self.budgets(now)
-        if left.get("posts", 0) <= 0:
-            log.info("post_skipped", reason="post quota used up")
-            return Outcome("post", False, "post quota used up")
+        if left.get("posts", 0) <= 0 or left.get("generation", 0) <= 0:
+            log.info("post_skipped", reason="post or generation quota used up", left=left)
+            return Outcome("post", False, "quota used up")
         history = [PastIdea(p.topic, p.prompt, p.at)
                    for p in await self.ledger.prompts_since(now - IDEA_MEMORY)]
         idea = next_idea(self.persona, history, now, seed=slot_id)
@@ -201,6 +227,7 @@ class Agent:
             await self.ledger.record_error("imaging", str(exc), self.clock.now())
             return Outcome("post", False, f"image failed: {exc}")
         if image.backend == "glimpse":
+            # Only Glimpse's own generator counts against its generation limits.
             await self.ledger.record_action("generation", self.clock.now(), ref=slot_id)
         caption = await self.writing.caption(CaptionRequest(
             topic=idea.topic, image_prompt=prompt, hashtags=list(idea.hashtags),
@@ -209,63 +236,60 @@ class Agent:
             log.warning("post_skipped", reason="no caption passed the safety filter")
             await self.ledger.record_error("caption", "no safe caption", self.clock.now())
             return Outcome("post", False, "no safe caption")
-        text = caption.text
-        if image.attribution and image.attribution not in text:
-            text = f"{text}\n\n{image.attribution}"
-        ready = prepare_for_post(image)
+        text = with_attribution(caption.text, image.attribution,
+                                self.config.safety.caption_max_chars)
+        ready = await asyncio.to_thread(prepare_for_post, image)
         payload = {"slot_id": slot_id, "caption": text, "prompt": prompt, "topic": idea.topic,
                    "backend": image.backend, "model": image.model, "cost_usd": image.cost_usd}
-        intent = await self.ledger.begin_intent("post", payload, self.clock.now())
         if self.dry_run:
             log.info("dry_run_post", caption=text, prompt=prompt, backend=image.backend)
-            await self.ledger.abandon_intent(intent, "dry run")
             return Outcome("post", True, "dry run")
+        intent = await self.ledger.begin_intent("post", payload, self.clock.now())
         try:
             post = await self.glimpse.create_post(
                 caption=text, image_url=ready.image_url, image_bytes=ready.data,
-                mime_type=ready.mime_type, is_nsfw=self.persona.nsfw,
-                generation_model=image.model, generation_prompt=prompt)
-        except ServiceError as exc:
+                mime_type=ready.mime_type if ready.data is not None else None,
+                is_nsfw=self.persona.nsfw, generation_model=image.model or None,
+                generation_prompt=prompt)
+        except (Rejected, RateLimited) as exc:
+            # The server refused: it certainly did not post.
+            await self.ledger.abandon_intent(intent, str(exc))
             await self._note_failure("posts", exc)
-            if isinstance(exc, Rejected | RateLimited):
-                # The server refused: it certainly did not post.
-                await self.ledger.abandon_intent(intent, str(exc))
-            # Otherwise (timeout, 5xx) it may have posted: leave the intent for reconcile.
-            else:
-                await self.reconcile_later(intent)
+            return Outcome("post", False, f"post refused: {exc}")
+        except ServiceError as exc:
+            # Timeout or 5xx: it may have posted. Look now; if Glimpse cannot tell us, the intent
+            # stays open and the next start settles it — never a blind second post.
+            await self._note_failure("posts", exc)
+            await self._reconcile_soon()
             return Outcome("post", False, f"post failed: {exc}")
-        await self._record_post(post, payload, at=self.clock.now())
-        await self.ledger.settle_intent(intent, {"post_id": post.id})
-        self._note_limits()
+        await self._commit_post(intent, post, payload, at=self.clock.now())
+        await self._flush_limits()
         log.info("posted", post_id=post.id, backend=image.backend, caption_source=caption.source)
         return Outcome("post", True, post_id=post.id)
 
-    async def reconcile_later(self, intent_id: str) -> None:
-        """A write whose outcome is unknown: try to settle it now; if that fails, at next start."""
-        try:
-            await self.reconcile()
-        except GlimpseAgentError as exc:
-            self.log.warning("reconcile_deferred", intent=intent_id, error=str(exc))
-
-    async def _record_post(self, post: Post, payload: dict[str, Any], *, at: datetime) -> None:
-        await self.ledger.add_post(OwnPost(
+    async def _commit_post(self, intent_id: str, post: Post, payload: dict[str, Any], *,
+                           at: datetime, reconciled: bool = False) -> None:
+        own = OwnPost(
             post_id=post.id, seq=post.seq, created_at=at, prompt=str(payload.get("prompt", "")),
             topic=str(payload.get("topic", "")), caption=str(payload.get("caption", "")),
             backend=str(payload.get("backend", "")), model=str(payload.get("model") or ""),
             cost_usd=float(payload.get("cost_usd") or 0.0),
-            slot_id=str(payload.get("slot_id", ""))))
-        await self.ledger.record_action("posts", at, ref=post.id)
-        slot_id = payload.get("slot_id")
-        if slot_id:
-            await self.ledger.mark_slot_done(str(slot_id), at)
+            slot_id=str(payload.get("slot_id") or "") or None)
+        await self.ledger.run(_settle_post, intent_id, own, reconciled)
+
+    async def _reconcile_soon(self) -> None:
+        try:
+            await self.reconcile()
+        except GlimpseAgentError as exc:
+            self.log.warning("reconcile_deferred", error=str(exc))
 
     # ------------------------------------------------------------------ engagement
 
     async def engage(self, slot_id: str | None = None, *, sessions_left: int = 1) -> Outcome:
+        """One engagement session: browse, let the planner choose, carry out what it chose."""
         now = self.clock.now()
         log = self.log.bind(job=slot_id or "adhoc", action="engage")
-        assert self.self_id is not None
-        view = await self._gather(now, sessions_left=sessions_left, slot_id=slot_id)
+        view = await self._gather(now, sessions_left=sessions_left)
         decisions = plan_engagement(self.persona, view, now)
         counts: dict[str, int] = {"like": 0, "comment": 0, "follow": 0, "reply": 0,
                                   "skipped": 0}
@@ -276,30 +300,27 @@ class Agent:
                 continue
             try:
                 done = await self._execute(decision)
-            except RateLimited as exc:
-                blocked.add(bucket)
-                await self._note_failure(bucket, exc)
-                continue
             except ServiceError as exc:
                 await self._note_failure(bucket, exc)
                 if exc.retryable:
-                    blocked.add(bucket)
+                    blocked.add(bucket)  # a 429 or an outage: no point hammering it this session
                 continue
             counts[_kind_of(decision) if done else "skipped"] += 1
-        self._note_limits()
-        log.info("engaged", **counts)
+        await self._flush_limits()
+        log.info("engaged", candidates=len(view.candidates), decisions=len(decisions), **counts)
         return Outcome("engage", True, counts=counts)
 
-    async def _gather(self, now: datetime, *, sessions_left: int, slot_id: str | None
-                      ) -> EngagementView:
+    async def _gather(self, now: datetime, *, sessions_left: int) -> EngagementView:
         assert self.self_id is not None
+        self_id = self.self_id
         sources: list[tuple[str, Callable[[], Awaitable[Any]]]] = [
             ("feed", lambda: self.glimpse.feed(limit=20)),
             ("timeline", lambda: self.glimpse.public_timeline(limit=30)),
             ("explore", lambda: self.glimpse.explore(limit=20)),
         ]
         for tag in self.persona.hashtags[:2]:
-            sources.append(("hashtag", lambda t=tag: self.glimpse.hashtag(t.lstrip("#"), limit=20)))
+            name = tag.lstrip("#")
+            sources.append(("hashtag", functools.partial(self.glimpse.hashtag, name, limit=20)))
         candidates: dict[str, CandidatePost] = {}
         for source, fetch in sources:
             try:
@@ -308,31 +329,30 @@ class Agent:
                 self.log.warning("fetch_failed", source=source, error=str(exc))
                 continue
             for p in page.items:
-                if p.id not in candidates:
+                if p.id not in candidates and p.agent_id != self_id:
                     candidates[p.id] = _candidate(p, source)
-        following = await self._ids(self.glimpse.following(self.self_id, limit=40))
+        following = await self._agent_ids(self.glimpse.following(self_id, limit=40))
         followers = await self._followers()
         incoming = await self._incoming_comments(now)
-        day = now.astimezone(UTC).date()
         engaged = await self.ledger.engaged_ids()
         left = await self.budgets(now)
-        replies_today = await self.ledger.replies_by_counterpart(day)
+        replies_today = await self.ledger.replies_by_counterpart(now.astimezone(UTC).date())
+        followed = frozenset(following) | engaged.get("follow", frozenset())
         return EngagementView(
-            self_agent_id=self.self_id,
+            self_agent_id=self_id,
             candidates=tuple(candidates.values()),
-            followed_ids=frozenset(following) | engaged.get("follow", frozenset()),
+            followed_ids=followed,
             liked_post_ids=engaged.get("like", frozenset()),
             commented_post_ids=engaged.get("comment", frozenset()),
-            new_followers=tuple((a, n) for a, n in followers
-                                if a not in following and a not in engaged.get("follow", ())),
-            incoming_comments=tuple(c for c in incoming
-                                    if c.comment_id not in engaged.get("reply", ())),
+            new_followers=tuple((a, n) for a, n in followers if a not in followed),
+            incoming_comments=tuple(incoming),
             replies_today=replies_today,
             left={b: left.get(b, 0) for b in ENGAGE_BUCKETS},
             sessions_remaining=max(1, sessions_left),
+            replied_comment_ids=engaged.get("reply", frozenset()),
         )
 
-    async def _ids(self, page_aw: Awaitable[Any]) -> set[str]:
+    async def _agent_ids(self, page_aw: Awaitable[Any]) -> set[str]:
         try:
             page = await page_aw
         except ServiceError:
@@ -368,16 +388,19 @@ class Agent:
                     continue
                 out.append(IncomingComment(
                     comment_id=c.id, post_id=post.id, author_id=c.agent_id,
-                    author_name=c.agent_name or "", content=c.content,
+                    author_name=c.agent_name or "", content=c.content or "",
                     created_at=c.created_at or now, own_caption=post.caption or ""))
         return out
 
-    async def _execute(self, decision: Any) -> bool:
-        """Carry out one decision. Returns False when it was skipped (safety, dry-run...)."""
+    async def _execute(self, decision: Decision) -> bool:
+        """Carry out one decision. False when skipped (already done, no safe text, no quota)."""
         now = self.clock.now()
-        kind = _kind_of(decision)
-        bucket = _bucket_of(decision)
+        kind, bucket, target = _kind_of(decision), _bucket_of(decision), _target_of(decision)
+        counterpart = getattr(decision, "author_id", None)
         if (await self.budgets(now)).get(bucket, 0) <= 0:
+            return False
+        # engaged_ids() covers two weeks; has_engaged covers sixty days.
+        if await self.ledger.has_engaged(kind, target):
             return False
         text: str | None = None
         if isinstance(decision, CommentDecision):
@@ -389,39 +412,30 @@ class Agent:
         if isinstance(decision, CommentDecision | Reply) and text is None:
             self.log.info("engagement_skipped", kind=kind, reason="no safe text")
             return False
-        target = _target_of(decision)
-        counterpart = getattr(decision, "author_id", None)
-        payload = {"target": target, "counterpart": counterpart, "text": text}
-        intent = await self.ledger.begin_intent(kind, payload, now)
         if self.dry_run:
             self.log.info("dry_run_" + kind, target=target, text=text)
-            await self.ledger.abandon_intent(intent, "dry run")
             return True
+        payload = {"target": target, "counterpart": counterpart, "bucket": bucket}
+        intent = await self.ledger.begin_intent(kind, payload, now)
         try:
             if isinstance(decision, Like):
                 await self.glimpse.like(decision.post_id)
             elif isinstance(decision, Follow):
                 await self.glimpse.follow(decision.agent_id)
-            elif isinstance(decision, CommentDecision):
+            else:
                 assert text is not None
                 await self.glimpse.comment(decision.post_id, text)
-            else:
-                assert text is not None and isinstance(decision, Reply)
-                await self.glimpse.comment(decision.post_id, text)
         except Conflict:
-            # Already done on the server: remember it, spend nothing.
-            await self.ledger.mark_engaged(kind, target, now, counterpart=counterpart)
-            await self.ledger.settle_intent(intent, {"already": True})
+            # Already done on the server: remember it so we never try again; it costs no quota.
+            await self.ledger.run(_settle_engagement, intent, kind, target, counterpart, "", now,
+                                  {"already": True})
             return False
         except (Rejected, RateLimited) as exc:
             await self.ledger.abandon_intent(intent, str(exc))
             raise
-        except ServiceError:
-            raise  # outcome unknown: the intent stays for reconcile
-        at = self.clock.now()
-        await self.ledger.record_action(bucket, at, ref=target)
-        await self.ledger.mark_engaged(kind, target, at, counterpart=counterpart)
-        await self.ledger.settle_intent(intent, {"ok": True})
+        # Any other ServiceError: the outcome is unknown; the intent stays for reconcile.
+        await self.ledger.run(_settle_engagement, intent, kind, target, counterpart, bucket,
+                              self.clock.now(), {"ok": True})
         return True
 
     def _topic_hint(self) -> str | None:
@@ -436,28 +450,62 @@ class Agent:
             await self.glimpse.heartbeat()
         except ServiceError as exc:
             self.log.warning("heartbeat_failed", error=str(exc))
+        await self._flush_limits()
 
     async def _note_failure(self, bucket: str, exc: ServiceError) -> None:
         now = self.clock.now()
         if isinstance(exc, RateLimited):
-            until = now + timedelta(seconds=exc.retry_after or 60)
+            # Wait what the server said; with no hint, a minute — never a blind retry loop.
+            until = now + timedelta(seconds=exc.retry_after if exc.retry_after else 60)
             await self.ledger.note_rate_limited(exc.bucket or bucket, until)
         await self.ledger.record_error(bucket, str(exc), now)
         self.log.warning("action_failed", bucket=bucket, error=str(exc),
                          error_type=type(exc).__name__)
 
-    def _note_limits(self) -> None:
-        """Feed X-RateLimit-* headers into the ledger so the server's view tightens ours."""
-        infos = dict(getattr(self.glimpse, "rate_limits", {}) or {})
-        if infos:
-            asyncio.ensure_future(self._store_limits(infos))
-
-    async def _store_limits(self, infos: dict[str, Any]) -> None:
-        now = self.clock.now()
-        for bucket, info in infos.items():
-            if bucket in {"read", ""}:
+    async def _flush_limits(self) -> None:
+        """Feed the X-RateLimit-* headers seen since last time into the ledger, so that the
+        server's view tightens ours when it knows less is left."""
+        pending, self._limits_inbox[:] = list(self._limits_inbox), []
+        latest: dict[str, tuple[RateLimitInfo, datetime]] = {}
+        for info, seen in pending:
+            latest[info.bucket] = (info, seen)
+        for bucket, (info, seen) in latest.items():
+            if bucket in {"read", "registration"}:
                 continue
-            await self.ledger.note_server_limit(bucket, info.limit, info.remaining, info.reset, now)
+            await self.ledger.note_server_limit(bucket, info.limit, info.remaining, info.reset,
+                                                seen)
+
+
+def with_attribution(caption: str, attribution: str | None, max_chars: int) -> str:
+    """Append our own fixed attribution line (e.g. "powered by glif.app"), trimming the caption
+    at a word boundary if the whole would pass the caption limit. The attribution is our text,
+    not generated, so it is not run through the filter that refuses links."""
+    if not attribution or attribution in caption:
+        return caption
+    room = max_chars - len(attribution) - 2
+    if len(caption) > room:
+        caption = caption[: max(0, room - 1)].rsplit(" ", 1)[0].rstrip() + "…"
+    return f"{caption}\n\n{attribution}"
+
+
+def _settle_post(ledger: Ledger, intent_id: str, own: OwnPost, reconciled: bool) -> None:
+    """Post recorded, quota spent and intent settled in ONE atomic write: no crash can count a
+    post twice or lose it."""
+    with ledger.transaction():
+        ledger.settle_intent(intent_id, {"post_id": own.post_id, "reconciled": reconciled},
+                             post=own)
+        ledger.record_action("posts", own.created_at, ref=own.post_id)
+
+
+def _settle_engagement(ledger: Ledger, intent_id: str, kind: str, target: str,
+                       counterpart: str | None, bucket: str, at: datetime,
+                       result: dict[str, Any]) -> None:
+    with ledger.transaction():
+        if bucket:
+            ledger.record_action(bucket, at, ref=target)
+        if target:
+            ledger.mark_engaged(kind, target, at, counterpart=counterpart)
+        ledger.settle_intent(intent_id, result)
 
 
 # ---------------------------------------------------------------------- helpers
@@ -469,7 +517,7 @@ def _plan_json(plan: DayPlan) -> dict[str, Any]:
                       for s in plan.slots]}
 
 
-def _find_post(recent: list[Post], payload: dict[str, Any], *, since: datetime) -> Post | None:
+def _find_post(recent: list[Post], payload: dict[str, Any]) -> Post | None:
     caption = str(payload.get("caption", "")).strip()
     prompt = str(payload.get("prompt", "")).strip()
     for post in recent:
@@ -480,7 +528,7 @@ def _find_post(recent: list[Post], payload: dict[str, Any], *, since: datetime) 
     return None
 
 
-def match_time(post: Post, fallback: datetime) -> datetime:
+def _match_time(post: Post, fallback: datetime) -> datetime:
     created = getattr(post, "created_at", None)
     return created if isinstance(created, datetime) else fallback
 
@@ -509,9 +557,3 @@ def _target_of(decision: Any) -> str:
         return decision.comment_id
     return str(decision.post_id)
 
-
-def stable_seed(*parts: str) -> int:
-    return int.from_bytes(hashlib.sha256("|".join(parts).encode()).digest()[:8], "big")
-
-
-_ = (date,)

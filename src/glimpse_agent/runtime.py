@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from contextlib import AsyncExitStack
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 from types import TracebackType
 
@@ -15,7 +16,7 @@ from glimpse_agent.agent import Agent
 from glimpse_agent.clock import Clock
 from glimpse_agent.config import AgentConfig, LoadedAgent
 from glimpse_agent.errors import ConfigError, Problem
-from glimpse_agent.glimpse import GlimpseClient
+from glimpse_agent.glimpse import GlimpseClient, RateLimitInfo
 from glimpse_agent.imaging import build_router
 from glimpse_agent.ledger import AsyncLedger, Ledger
 from glimpse_agent.writing import build_writing
@@ -88,14 +89,19 @@ async def open_runtime(loaded: LoadedAgent, *, clock: Clock, dry_run: bool = Fal
         http = httpx.AsyncClient(timeout=httpx.Timeout(config.glimpse.timeout, connect=10.0),
                                  follow_redirects=True)
         stack.push_async_callback(http.aclose)
+        inbox: list[tuple[RateLimitInfo, datetime]] = []
         glimpse = GlimpseClient(config.glimpse.base_url, key, http=http,
-                                timeout=config.glimpse.timeout)
+                                timeout=config.glimpse.timeout, clock=clock,
+                                on_rate_limit=lambda info: inbox.append((info, clock.now())))
         router = build_router(config, persona, spend=ledger_sync, clock=clock, state_dir=state,
                               http=http, glimpse=glimpse)
+        stack.push_async_callback(router.aclose)
         writing = build_writing(config, persona, glimpse=glimpse, http=http,
                                 secrets=secret_values(config))
+        stack.push_async_callback(writing.aclose)
         agent = Agent(config, persona, glimpse=glimpse, ledger=ledger, router=router,
-                      writing=writing, clock=clock, dry_run=dry_run)
+                      writing=writing, clock=clock, dry_run=dry_run,
+                      rate_limit_inbox=inbox)
         return Runtime(agent, ledger, glimpse, http, stack)
     except BaseException:
         await stack.aclose()

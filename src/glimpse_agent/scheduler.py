@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import signal
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable, Coroutine
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, Protocol
@@ -33,11 +33,11 @@ class Schedulable(Protocol):
 
     async def startup(self) -> None: ...
 
-    async def plan_day(self, now: datetime) -> tuple[DayPlan, datetime]:
-        """Today's remaining slots, and when to plan again (next local midnight, UTC)."""
+    async def plan_day(self, now: datetime) -> tuple[list[DayPlan], datetime]:
+        """The remaining slots of every local day still open, and when to plan again."""
         ...
 
-    async def run_slot(self, slot: Slot) -> None: ...
+    async def run_slot(self, slot: Slot) -> object: ...
 
     async def heartbeat(self) -> None: ...
 
@@ -142,8 +142,8 @@ class Daemon:
                 self.log.warning("heartbeat_file_failed", error=str(exc))
             await asyncio.sleep(self.alive_every)
 
-    def _guard(self, name: str, fn: Callable[..., Awaitable[None]], *args: Any
-               ) -> Callable[[], Awaitable[None]]:
+    def _guard(self, name: str, fn: Callable[..., Coroutine[Any, Any, object]], *args: Any
+               ) -> Callable[[], Coroutine[Any, Any, None]]:
         """Wrap a job: one action at a time, never after stop, never raising into APScheduler."""
 
         async def job() -> None:
@@ -152,7 +152,7 @@ class Daemon:
             async with self._action_lock:
                 if self._stop.is_set():
                     return
-                task = asyncio.create_task(fn(*args), name=name)
+                task: asyncio.Task[object] = asyncio.create_task(fn(*args), name=name)
                 self._in_flight = task
                 try:
                     await asyncio.shield(task)
@@ -169,17 +169,17 @@ class Daemon:
 
     async def _replan(self) -> None:
         assert self._scheduler is not None
-        plan, next_plan_at = await self.agent.plan_day(self.clock.now())
+        plans, next_plan_at = await self.agent.plan_day(self.clock.now())
         now = self.clock.now()
-        for slot in plan.slots:
+        for slot in (s for plan in plans for s in plan.slots):
             run_at = max(slot.at, now)
             self._scheduler.add_job(self._guard(slot.slot_id, self.agent.run_slot, slot),
                                     DateTrigger(run_date=run_at, timezone=UTC),
                                     id=slot.slot_id, replace_existing=True)
         self._scheduler.add_job(self._replan_job, DateTrigger(run_date=next_plan_at, timezone=UTC),
                                 id="plan", replace_existing=True)
-        self.log.info("day_planned", local_day=str(plan.local_day),
-                      slots=[(s.slot_id, s.at.isoformat()) for s in plan.slots],
+        self.log.info("day_planned", days=[str(p.local_day) for p in plans],
+                      slots=[(s.slot_id, s.at.isoformat()) for p in plans for s in p.slots],
                       next_plan_at=next_plan_at.isoformat())
 
     async def _replan_job(self) -> None:

@@ -49,6 +49,8 @@ class SimulationResult:
             lines.append(f"{persona}:")
             for day in sorted(days):
                 d = days[day]
+                if not (d.planned_posts or d.posts or d.sessions or d.post_failures):
+                    continue  # a local day the simulated span only grazed
                 lines.append(
                     f"  {day}  posts {d.posts}/{d.planned_posts}  likes {d.likes}  "
                     f"comments {d.comments}  replies {d.replies}  follows {d.follows}  "
@@ -74,6 +76,7 @@ class Simulation:
                                                      for a in self.agents}
         counter = itertools.count()
         events: list[tuple[datetime, int, int, str, Slot | None]] = []
+        queued: list[set[str]] = [set() for _ in self.agents]
         for i, agent in enumerate(self.agents):
             await agent.startup()
             heapq.heappush(events, (start, next(counter), i, "plan", None))
@@ -89,11 +92,15 @@ class Simulation:
             agent = self.agents[i]
             name = agent.persona.name
             if kind == "plan":
-                plan, next_at = await agent.plan_day(self.clock.now())
-                day = result[name][plan.local_day]
-                day.planned_posts = sum(1 for s in plan.slots if s.kind == "post") + day.posts
-                for s in plan.slots:
-                    heapq.heappush(events, (max(s.at, at), next(counter), i, "slot", s))
+                plans, next_at = await agent.plan_day(self.clock.now())
+                for plan in plans:
+                    day = result[name][plan.local_day]
+                    day.planned_posts = max(day.planned_posts, day.posts + sum(
+                        1 for s in plan.slots if s.kind == "post" and s.at < end))
+                    for s in plan.slots:
+                        if s.slot_id not in queued[i]:
+                            queued[i].add(s.slot_id)
+                            heapq.heappush(events, (max(s.at, at), next(counter), i, "slot", s))
                 heapq.heappush(events, (next_at, next(counter), i, "plan", None))
             elif kind == "heartbeat":
                 await agent.heartbeat()

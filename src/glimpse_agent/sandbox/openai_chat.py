@@ -10,6 +10,7 @@ model imaginable: it does whatever the untrusted content says (repeats it, leaks
 string it sees and the key it was called with, posts the links) — the hostile-corpus test uses it
 to prove the safety filter, not the model, keeps the agent clean.
 
+``GET /v1/models`` lists ``state.models`` (what ``glimpse-agent check`` asks for).
 ``chat_routes(state)`` lets the sandbox mount these routes next to the image emulator's.
 """
 
@@ -37,6 +38,8 @@ _KEY_LIKE = re.compile(r"\b(?:glm_|hf_|sk-|ghp_|r8_)[A-Za-z0-9_\-]{6,}")
 _URL = re.compile(r"(?:https?://|www\.)\S+|\b[a-z0-9-]+(?:\.[a-z0-9-]+)*\.[a-z]{2,}/\S*", re.I)
 _ASKS_FOR_KEY = re.compile(r"key|secret|token|password|credential|config", re.I)
 _YOU_ARE_NOW = re.compile(r"you are (?:now|no longer)\s+([^.!\n]{1,40})", re.I)
+#: What ``GET /v1/models`` lists by default (chat completions accept any model name).
+CHAT_MODELS = ("gpt-5", "gpt-5-mini", "gpt-5-nano", "sandbox-chat")
 
 
 @dataclass(frozen=True)
@@ -81,7 +84,10 @@ def plausible_responder(call: ChatCall) -> str:
     n = zlib.crc32(text.encode())
     if "text-to-image" in task or "image prompt" in task:
         moods = ("soft window light", "misty dawn", "warm dusk glow", "rain-soaked neon")
-        return f"{topic}, {moods[n % len(moods)]}, quiet composition, fine painterly detail"
+        angle_match = re.search(r"^Angle: (.+)$", text, re.M)
+        # Follow the angle like a real model would, so ideas stay as varied as the planner's.
+        detail = angle_match.group(1).strip() if angle_match else moods[n % len(moods)]
+        return f"{topic}, {detail}, fine painterly detail"
     if "reply" in task:
         return (
             "Thank you, that means a lot!",
@@ -143,6 +149,7 @@ class ChatState:
     api_key: str | None = "sk-emulator-chat-key"
     responder: Responder = plausible_responder
     delay: float = 0.0
+    models: list[str] = field(default_factory=lambda: list(CHAT_MODELS))
     calls: list[ChatCall] = field(default_factory=list)
     replies: list[str] = field(default_factory=list)
     _faults: deque[_Fault] = field(default_factory=deque)
@@ -197,17 +204,39 @@ def _openai_error(
     )
 
 
+def _bearer(request: Request) -> str | None:
+    auth = request.headers.get("authorization", "")
+    return auth[7:] if auth.startswith("Bearer ") else None
+
+
+def _refused(state: ChatState, token: str | None) -> JSONResponse | None:
+    if state.api_key is not None and token != state.api_key:
+        return _openai_error(
+            401,
+            "Incorrect API key provided.",
+            type_="invalid_request_error",
+            code="invalid_api_key",
+        )
+    return None
+
+
 def chat_routes(state: ChatState) -> list[Route]:
+    async def models(request: Request) -> Response:
+        refusal = _refused(state, _bearer(request))
+        if refusal is not None:
+            return refusal
+        await state.wait()
+        data = [
+            {"id": name, "object": "model", "created": 1_700_000_000, "owned_by": "emulator"}
+            for name in state.models
+        ]
+        return JSONResponse({"object": "list", "data": data})
+
     async def completions(request: Request) -> Response:
-        auth = request.headers.get("authorization", "")
-        token = auth[7:] if auth.startswith("Bearer ") else None
-        if state.api_key is not None and token != state.api_key:
-            return _openai_error(
-                401,
-                "Incorrect API key provided.",
-                type_="invalid_request_error",
-                code="invalid_api_key",
-            )
+        token = _bearer(request)
+        refusal = _refused(state, token)
+        if refusal is not None:
+            return refusal
         try:
             body = json.loads(await request.body())
         except ValueError:
@@ -255,7 +284,10 @@ def chat_routes(state: ChatState) -> list[Route]:
             }
         )
 
-    return [Route("/v1/chat/completions", completions, methods=["POST"])]
+    return [
+        Route("/v1/chat/completions", completions, methods=["POST"]),
+        Route("/v1/models", models, methods=["GET"]),
+    ]
 
 
 def create_openai_chat_app(state: ChatState) -> Starlette:

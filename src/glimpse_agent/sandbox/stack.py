@@ -1,0 +1,136 @@
+"""Every emulator at once, on loopback, sharing one simulated clock: what the ``sandbox``
+command runs against, and what end-to-end tests use.
+
+    with SandboxStack(start=utc(2026, 3, 2)) as stack:
+        raw = stack.agent_toml(persona_path, state_dir, images=["local"])
+        config = parse_config(raw, source=state_dir / "agent.toml")
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+
+from glimpse_agent.clock import SimulatedClock
+from glimpse_agent.sandbox import glif_app, hf_app, openai_images, viewcomfy_app
+from glimpse_agent.sandbox.glif_app import create_glif_app
+from glimpse_agent.sandbox.glimpse_app import API_ROOT, create_glimpse_app
+from glimpse_agent.sandbox.glimpse_world import GlimpseWorld
+from glimpse_agent.sandbox.hf_app import create_hf_app
+from glimpse_agent.sandbox.langflow_app import LangflowState, langflow_routes
+from glimpse_agent.sandbox.openai_chat import ChatState, chat_routes
+from glimpse_agent.sandbox.openai_images import OpenAIImagesState, image_routes
+from glimpse_agent.sandbox.server import LoopbackServer
+from glimpse_agent.sandbox.viewcomfy_app import create_viewcomfy_app
+
+LANGFLOW_KEY = "lf-sandbox-key-0001"
+CHAT_KEY = "sk-sandbox-chat-0001"
+CAPTION_FLOW = "caption"
+
+
+class SandboxStack:
+    """Glimpse (with a seeded crowd), Glif, ViewComfy, Langflow, Hugging Face and OpenAI
+    (chat + images) emulators, each on its own loopback port."""
+
+    def __init__(self, *, start: datetime, seed: int = 7, population: int = 12) -> None:
+        from starlette.applications import Starlette
+
+        self.clock = SimulatedClock(start)
+        self.world = GlimpseWorld(self.clock, seed=seed, population=population)
+        self.langflow = LangflowState(api_key=LANGFLOW_KEY)
+        self.langflow.add_flow(endpoint_name=CAPTION_FLOW,
+                               template="{topic}, as {voice} would say it. {hashtags}")
+        self.chat = ChatState(api_key=CHAT_KEY)
+        self.images = OpenAIImagesState()
+        openai_app = Starlette(routes=[*chat_routes(self.chat), *image_routes(self.images)])
+        self.servers: dict[str, LoopbackServer] = {
+            "glimpse": LoopbackServer(create_glimpse_app(self.world)),
+            "glif": LoopbackServer(create_glif_app()),
+            "viewcomfy": LoopbackServer(create_viewcomfy_app()),
+            "langflow": LoopbackServer(Starlette(routes=langflow_routes(self.langflow))),
+            "huggingface": LoopbackServer(create_hf_app()),
+            "openai": LoopbackServer(openai_app),
+        }
+
+    @property
+    def glimpse_url(self) -> str:
+        return self.servers["glimpse"].url + API_ROOT
+
+    def url(self, name: str) -> str:
+        return self.servers[name].url
+
+    def start(self) -> SandboxStack:
+        started: list[LoopbackServer] = []
+        try:
+            for server in self.servers.values():
+                started.append(server.start())
+        except BaseException:
+            for server in started:
+                server.stop()
+            raise
+        return self
+
+    def stop(self) -> None:
+        self.langflow.release()
+        self.chat.release()
+        for server in self.servers.values():
+            server.stop()
+
+    def __enter__(self) -> SandboxStack:
+        return self.start()
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        self.stop()
+
+    def image_sections(self) -> dict[str, dict[str, Any]]:
+        """``[images.*]`` sections pointing at the emulators (for every backend)."""
+        return {
+            "glif": {"token": glif_app.TOKEN, "glif_id": "glif-schnell",
+                     "base_url": self.url("glif"), "api_url": self.url("glif") + "/api"},
+            "viewcomfy": {"url": self.url("viewcomfy"), "client_id": viewcomfy_app.CLIENT_ID,
+                          "client_secret": viewcomfy_app.CLIENT_SECRET, "logs": True},
+            "glimpse": {"provider": "huggingface", "api_key": hf_app.TOKEN, "mode": "stored"},
+            "huggingface": {"token": hf_app.TOKEN,
+                            "base_url": f"{self.url('huggingface')}/models/{hf_app.MODEL}"},
+            "openai": {"api_key": openai_images.API_KEY, "base_url": self.url("openai") + "/v1"},
+            "local": {"width": 384, "height": 384},
+        }
+
+    def agent_toml(self, persona: Path, state_dir: Path, *, api_key: str,
+                   images: list[str] | None = None, captions: list[str] | None = None,
+                   llm: bool = True) -> dict[str, Any]:
+        """An ``agent.toml`` (as a dict) for one persona against this stack."""
+        images = images or ["local"]
+        sections = self.image_sections()
+        raw: dict[str, Any] = {
+            "persona": str(persona),
+            "state_dir": str(state_dir),
+            "glimpse": {"base_url": self.glimpse_url, "api_key": api_key, "timeout": 10},
+            "images": {"order": images, **{n: sections[n] for n in images}},
+            "captions": {
+                "order": captions or ["langflow", "llm", "template"],
+                "langflow": {"base_url": self.url("langflow"), "flow": CAPTION_FLOW,
+                             "api_key": LANGFLOW_KEY, "timeout": 10,
+                             "tweak_map": {"Prompt-capPr.voice": "persona.voice",
+                                           "Prompt-capPr.topic": "post.topic",
+                                           "Prompt-capPr.hashtags": "post.hashtags"}},
+            },
+            "daemon": {"jitter_minutes": 20},
+        }
+        if llm:
+            raw["llm"] = {"base_url": self.url("openai") + "/v1", "api_key": CHAT_KEY,
+                          "model": "sandbox-chat", "timeout": 10}
+        return raw
+
+    async def register(self, name: str, email: str) -> str:
+        """Register and verify an agent over HTTP, the way a user does (the 6-digit code comes
+        from the emulated mailbox). Returns the API key."""
+        from glimpse_agent.glimpse import GlimpseClient
+
+        async with GlimpseClient(self.glimpse_url, clock=self.clock) as client:
+            registration = await client.register(name, email)
+            await client.verify(self.world.outbox[email])
+        return registration.api_key
