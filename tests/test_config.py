@@ -46,7 +46,9 @@ def env(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("GLIMPSE_API_KEY", "glm_testkey_123456")
 
 
-def test_good_config_loads_with_paths_resolved_against_its_folder(tmp_path: Path, env: None) -> None:
+def test_good_config_loads_with_paths_resolved_against_its_folder(
+    tmp_path: Path, env: None
+) -> None:
     """Relative persona and state_dir paths resolve against the config file's folder."""
     loaded = load_agent(write(tmp_path, GOOD))
     assert loaded.config.state_dir == tmp_path / "state"
@@ -57,8 +59,15 @@ def test_good_config_loads_with_paths_resolved_against_its_folder(tmp_path: Path
 def test_shipped_example_and_personas_are_valid(monkeypatch: pytest.MonkeyPatch) -> None:
     """agent.toml.example and every personas/*.toml validate (they are the documentation)."""
     root = Path(__file__).resolve().parents[1]
-    for var in ("GLIMPSE_API_KEY", "GLIF_API_TOKEN", "VIEWCOMFY_CLIENT_ID",
-                "VIEWCOMFY_CLIENT_SECRET", "HF_TOKEN", "OPENAI_API_KEY", "LANGFLOW_API_KEY"):
+    for var in (
+        "GLIMPSE_API_KEY",
+        "GLIF_API_TOKEN",
+        "VIEWCOMFY_CLIENT_ID",
+        "VIEWCOMFY_CLIENT_SECRET",
+        "HF_TOKEN",
+        "OPENAI_API_KEY",
+        "LANGFLOW_API_KEY",
+    ):
         monkeypatch.setenv(var, f"value-of-{var}")
     loaded = load_agent(root / "agent.toml.example")
     assert loaded.config.images.chain == ["glif", "viewcomfy", "glimpse", "huggingface", "openai"]
@@ -85,8 +94,10 @@ def test_secret_file_twin_reads_the_secret(tmp_path: Path) -> None:
 def test_env_default_syntax(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """${VAR:-default} falls back to the default when VAR is unset."""
     monkeypatch.delenv("GLIMPSE_URL", raising=False)
-    cfg = GOOD.replace('base_url = "http://127.0.0.1:9/api/v1"',
-                       'base_url = "${GLIMPSE_URL:-http://127.0.0.1:8/api/v1}"')
+    cfg = GOOD.replace(
+        'base_url = "http://127.0.0.1:9/api/v1"',
+        'base_url = "${GLIMPSE_URL:-http://127.0.0.1:8/api/v1}"',
+    )
     monkeypatch.setenv("GLIMPSE_API_KEY", "glm_x_123456")
     assert load_config(write(tmp_path, cfg)).glimpse.base_url == "http://127.0.0.1:8/api/v1"
 
@@ -102,59 +113,147 @@ def test_registered_key_file_is_used_when_config_has_none(tmp_path: Path) -> Non
 
 BROKEN: list[tuple[str, str, str, str]] = [
     # (id, agent.toml text, persona text, expected fragment "key: message")
-    ("missing env var", GOOD.replace("${GLIMPSE_API_KEY}", "${NOT_SET_ANYWHERE}"), PERSONA,
-     "glimpse.api_key: environment variable NOT_SET_ANYWHERE is not set"),
+    (
+        "missing env var",
+        GOOD.replace("${GLIMPSE_API_KEY}", "${NOT_SET_ANYWHERE}"),
+        PERSONA,
+        "glimpse.api_key: environment variable NOT_SET_ANYWHERE is not set",
+    ),
     ("not toml", "persona = [", PERSONA, "not valid TOML"),
-    ("missing persona key", GOOD.replace('persona = "persona.toml"\n', ""), PERSONA,
-     "persona: is required"),
-    ("persona file missing", GOOD.replace("persona.toml", "nope.toml"), PERSONA,
-     "nope.toml: file not found"),
-    ("typo in section key", GOOD.replace("base_url =", "base_ulr ="), PERSONA,
-     "glimpse.base_ulr: unknown key (did you mean 'base_url'?)"),
-    ("bad url", GOOD.replace("http://127.0.0.1:9/api/v1", "ftp://x"), PERSONA,
-     "glimpse.base_url: String should match pattern"),
-    ("unknown image backend", GOOD.replace('order = ["local"]', 'order = ["dalle"]'), PERSONA,
-     "images.order.0: Input should be 'glif'"),
-    ("order names unconfigured backend", GOOD.replace('order = ["local"]', 'order = ["glif"]'),
-     PERSONA, "images: order names glif but there is no [images.glif] section"),
-    ("glif section without token", GOOD + '\n[images.glif]\nglif_id = "abc"\n', PERSONA,
-     "images.glif.token: is required"),
-    ("retired openai model", GOOD + '\n[images.openai]\napi_key = "sk-abcdef"\nmodel = "dall-e-3"\n',
-     PERSONA, "images.openai.model: dall-e-3 is retired"),
-    ("both secret and file", GOOD.replace('api_key = "${GLIMPSE_API_KEY}"',
-                                          'api_key = "a"\napi_key_file = "k"'), PERSONA,
-     "glimpse.api_key_file: give either api_key or api_key_file, not both"),
-    ("secret file missing", GOOD.replace('api_key = "${GLIMPSE_API_KEY}"',
-                                         'api_key_file = "missing.key"'), PERSONA,
-     "glimpse.api_key_file: cannot read secret file"),
-    ("negative timeout", GOOD.replace("[images]", "[images]").replace(
-        'api_key = "${GLIMPSE_API_KEY}"', 'api_key = "${GLIMPSE_API_KEY}"\ntimeout = -1'),
-     PERSONA, "glimpse.timeout: Input should be greater than 0"),
-    ("bad log level", 'log_level = "loud"\n' + GOOD, PERSONA,
-     "log_level: Input should be 'debug', 'info', 'warning' or 'error'"),
-    ("captions order langflow without section", GOOD + '\n[captions]\norder = ["langflow"]\n',
-     PERSONA, "captions: order names langflow but there is no [captions.langflow] section"),
-    ("persona unknown timezone", GOOD, PERSONA.replace("Europe/Paris", "Mars/Olympus"),
-     "persona.toml: timezone: unknown IANA time zone 'Mars/Olympus'"),
-    ("persona too many posts", GOOD, PERSONA.replace("posts_per_day = 2", "posts_per_day = 9"),
-     "posts_per_day: Input should be less than or equal to 6"),
-    ("persona bad active hours", GOOD, PERSONA.replace('"22:00"', '"25:00"'),
-     "active_hours: expected a local time as \"HH:MM\""),
-    ("persona no topics", GOOD, PERSONA.replace('topics = ["lighthouses"]', "topics = []"),
-     "topics: List should have at least 1 item"),
-    ("persona bad hashtag", GOOD, PERSONA.replace('"#aiart"', '"#ai art"'),
-     "hashtags: Value error, hashtag '#ai art' must be"),
-    ("persona typo in engagement", GOOD, PERSONA + "[engagement]\nlikes_per_dya = 3\n",
-     "engagement.likes_per_dya: unknown key (did you mean 'likes_per_day'?)"),
-    ("persona wrong type", GOOD, PERSONA.replace("posts_per_day = 2", 'posts_per_day = "many"'),
-     "posts_per_day: Input should be a valid integer"),
+    (
+        "missing persona key",
+        GOOD.replace('persona = "persona.toml"\n', ""),
+        PERSONA,
+        "persona: is required",
+    ),
+    (
+        "persona file missing",
+        GOOD.replace("persona.toml", "nope.toml"),
+        PERSONA,
+        "nope.toml: file not found",
+    ),
+    (
+        "typo in section key",
+        GOOD.replace("base_url =", "base_ulr ="),
+        PERSONA,
+        "glimpse.base_ulr: unknown key (did you mean 'base_url'?)",
+    ),
+    (
+        "bad url",
+        GOOD.replace("http://127.0.0.1:9/api/v1", "ftp://x"),
+        PERSONA,
+        "glimpse.base_url: String should match pattern",
+    ),
+    (
+        "unknown image backend",
+        GOOD.replace('order = ["local"]', 'order = ["dalle"]'),
+        PERSONA,
+        "images.order.0: Input should be 'glif'",
+    ),
+    (
+        "order names unconfigured backend",
+        GOOD.replace('order = ["local"]', 'order = ["glif"]'),
+        PERSONA,
+        "images: order names glif but there is no [images.glif] section",
+    ),
+    (
+        "glif section without token",
+        GOOD + '\n[images.glif]\nglif_id = "abc"\n',
+        PERSONA,
+        "images.glif.token: is required",
+    ),
+    (
+        "retired openai model",
+        GOOD + '\n[images.openai]\napi_key = "sk-abcdef"\nmodel = "dall-e-3"\n',
+        PERSONA,
+        "images.openai.model: dall-e-3 is retired",
+    ),
+    (
+        "both secret and file",
+        GOOD.replace('api_key = "${GLIMPSE_API_KEY}"', 'api_key = "a"\napi_key_file = "k"'),
+        PERSONA,
+        "glimpse.api_key_file: give either api_key or api_key_file, not both",
+    ),
+    (
+        "secret file missing",
+        GOOD.replace('api_key = "${GLIMPSE_API_KEY}"', 'api_key_file = "missing.key"'),
+        PERSONA,
+        "glimpse.api_key_file: cannot read secret file",
+    ),
+    (
+        "negative timeout",
+        GOOD.replace("[images]", "[images]").replace(
+            'api_key = "${GLIMPSE_API_KEY}"', 'api_key = "${GLIMPSE_API_KEY}"\ntimeout = -1'
+        ),
+        PERSONA,
+        "glimpse.timeout: Input should be greater than 0",
+    ),
+    (
+        "bad log level",
+        'log_level = "loud"\n' + GOOD,
+        PERSONA,
+        "log_level: Input should be 'debug', 'info', 'warning' or 'error'",
+    ),
+    (
+        "captions order langflow without section",
+        GOOD + '\n[captions]\norder = ["langflow"]\n',
+        PERSONA,
+        "captions: order names langflow but there is no [captions.langflow] section",
+    ),
+    (
+        "persona unknown timezone",
+        GOOD,
+        PERSONA.replace("Europe/Paris", "Mars/Olympus"),
+        "persona.toml: timezone: unknown IANA time zone 'Mars/Olympus'",
+    ),
+    (
+        "persona too many posts",
+        GOOD,
+        PERSONA.replace("posts_per_day = 2", "posts_per_day = 9"),
+        "posts_per_day: Input should be less than or equal to 6",
+    ),
+    (
+        "persona bad active hours",
+        GOOD,
+        PERSONA.replace('"22:00"', '"25:00"'),
+        'active_hours: expected a local time as "HH:MM"',
+    ),
+    (
+        "persona no topics",
+        GOOD,
+        PERSONA.replace('topics = ["lighthouses"]', "topics = []"),
+        "topics: List should have at least 1 item",
+    ),
+    (
+        "persona bad hashtag",
+        GOOD,
+        PERSONA.replace('"#aiart"', '"#ai art"'),
+        "hashtags: Value error, hashtag '#ai art' must be",
+    ),
+    (
+        "persona typo in engagement",
+        GOOD,
+        PERSONA + "[engagement]\nlikes_per_dya = 3\n",
+        "engagement.likes_per_dya: unknown key (did you mean 'likes_per_day'?)",
+    ),
+    (
+        "persona wrong type",
+        GOOD,
+        PERSONA.replace("posts_per_day = 2", 'posts_per_day = "many"'),
+        "posts_per_day: Input should be a valid integer",
+    ),
 ]
 
 
-@pytest.mark.parametrize(("agent", "persona", "expected"),
-                         [b[1:] for b in BROKEN], ids=[b[0] for b in BROKEN])
+@pytest.mark.parametrize(
+    ("agent", "persona", "expected"), [b[1:] for b in BROKEN], ids=[b[0] for b in BROKEN]
+)
 def test_broken_config_exits_2_naming_file_and_key(
-    tmp_path: Path, env: None, capsys: pytest.CaptureFixture[str], agent: str, persona: str,
+    tmp_path: Path,
+    env: None,
+    capsys: pytest.CaptureFixture[str],
+    agent: str,
+    persona: str,
     expected: str,
 ) -> None:
     """`check` on a broken config exits 2 and prints the file, the key and what is expected."""
@@ -187,8 +286,12 @@ def test_secret_values_never_appear_in_config_errors(tmp_path: Path) -> None:
 def test_real_process_exits_2_without_traceback(tmp_path: Path) -> None:
     """The installed command, run as a process, exits 2 on a bad config with no traceback."""
     path = write(tmp_path, GOOD.replace("${GLIMPSE_API_KEY}", "${SURELY_UNSET_VAR}"))
-    proc = subprocess.run([sys.executable, "-m", "glimpse_agent", "check", "-c", str(path)],
-                          capture_output=True, text=True, timeout=60)
+    proc = subprocess.run(
+        [sys.executable, "-m", "glimpse_agent", "check", "-c", str(path)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert proc.returncode == 2
     assert "SURELY_UNSET_VAR is not set" in proc.stderr
     assert "Traceback" not in proc.stderr

@@ -44,14 +44,16 @@ def _write_agent(tmp: Path, base_url: str, key: str) -> Path:
         f'name = "proc"\ntimezone = "UTC"\nactive_hours = ["{_hhmm(start)}", "{_hhmm(end)}"]\n'
         'posts_per_day = 1\nmin_post_gap_minutes = 0\ntopics = ["lighthouses at dusk"]\n'
         'hashtags = ["#aiart"]\n[engagement]\nsessions_per_day = 2\nlikes_per_day = 10\n',
-        encoding="utf-8")
+        encoding="utf-8",
+    )
     agent = tmp / "agent.toml"
     agent.write_text(
         f'persona = "persona.toml"\nstate_dir = "state"\n[glimpse]\nbase_url = "{base_url}"\n'
         'api_key = "${GLIMPSE_TEST_KEY}"\ntimeout = 5\n[images]\norder = ["local"]\n'
         '[images.local]\nwidth = 128\nheight = 128\n[captions]\norder = ["template"]\n'
         "[daemon]\njitter_minutes = 0\nmisfire_grace_minutes = 60\nheartbeat_minutes = 1\n",
-        encoding="utf-8")
+        encoding="utf-8",
+    )
     return agent
 
 
@@ -75,11 +77,20 @@ def test_run_posts_engages_and_stops_on_sigterm(
     listener = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
     listener.bind(str(notify_path))
     listener.settimeout(0.1)
-    env = {**os.environ, "GLIMPSE_TEST_KEY": key, "NOTIFY_SOCKET": str(notify_path),
-           "WATCHDOG_USEC": "2000000"}
+    env = {
+        **os.environ,
+        "GLIMPSE_TEST_KEY": key,
+        "NOTIFY_SOCKET": str(notify_path),
+        "WATCHDOG_USEC": "2000000",
+    }
     env.pop("WATCHDOG_PID", None)
-    proc = subprocess.Popen([sys.executable, "-m", "glimpse_agent", "run", "-c", str(config)],
-                            env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "glimpse_agent", "run", "-c", str(config)],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     messages: list[str] = []
 
     def drain() -> None:
@@ -123,12 +134,22 @@ def test_second_daemon_on_same_state_dir_exits_3(
     config = _write_agent(tmp_path, base_url, key)
     env = {**os.environ, "GLIMPSE_TEST_KEY": key}
     env.pop("NOTIFY_SOCKET", None)
-    first = subprocess.Popen([sys.executable, "-m", "glimpse_agent", "run", "-c", str(config)],
-                             env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    first = subprocess.Popen(
+        [sys.executable, "-m", "glimpse_agent", "run", "-c", str(config)],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     try:
         assert _wait(lambda: (tmp_path / "state" / "heartbeat").is_file(), 30)
-        second = subprocess.run([sys.executable, "-m", "glimpse_agent", "run", "-c", str(config)],
-                                env=env, capture_output=True, text=True, timeout=30)
+        second = subprocess.run(
+            [sys.executable, "-m", "glimpse_agent", "run", "-c", str(config)],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=30,
+        )
         assert second.returncode == 3
         assert "already running" in second.stderr
         assert "Traceback" not in second.stderr

@@ -25,8 +25,9 @@ class _Tags(HTMLParser):
             self.imgs.append(dict(attrs).get("src") or "")
 
 
-def test_sandbox_week_keeps_every_promise(tmp_path: Path,
-                                          capsys: pytest.CaptureFixture[str]) -> None:
+def test_sandbox_week_keeps_every_promise(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     """Each shipped persona posts exactly its planned number every day, never a 429 or a
     duplicate, and the HTML report shows every post as an embedded thumbnail."""
     state = tmp_path / "sbx"
@@ -38,8 +39,12 @@ def test_sandbox_week_keeps_every_promise(tmp_path: Path,
     total_posts = 0
     for persona in personas:
         after = out.split(f"\n{persona.name}:\n", 1)[1].splitlines()
-        block = "\n".join(line for line in after[: next(
-            (i for i, line in enumerate(after) if not line.startswith("  ")), len(after))])
+        block = "\n".join(
+            line
+            for line in after[
+                : next((i for i, line in enumerate(after) if not line.startswith("  ")), len(after))
+            ]
+        )
         days = re.findall(r"^  (\d{4}-\d\d-\d\d)  posts (\d+)/(\d+)", block, re.M)
         assert len(days) >= 7, block
         for day, done, planned in days:
@@ -59,8 +64,9 @@ def test_sandbox_week_keeps_every_promise(tmp_path: Path,
     assert "2026-03-29" in out
 
 
-def test_sandbox_refuses_a_folder_it_did_not_make(tmp_path: Path,
-                                                  capsys: pytest.CaptureFixture[str]) -> None:
+def test_sandbox_refuses_a_folder_it_did_not_make(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     """The sandbox never deletes a folder it did not create."""
     (tmp_path / "precious.txt").write_text("keep me", encoding="utf-8")
     with pytest.raises(SystemExit):

@@ -35,9 +35,7 @@ from glimpse_agent.ledger import AsyncLedger, Ledger, OwnPost
 from glimpse_agent.logs import get_logger
 from glimpse_agent.persona import Persona
 from glimpse_agent.planner import (
-    active_window,
     CandidatePost,
-    Comment as CommentDecision,
     DayPlan,
     Decision,
     EngagementView,
@@ -47,13 +45,17 @@ from glimpse_agent.planner import (
     PastIdea,
     Reply,
     Slot,
+    active_window,
+    days_to_plan,
     is_repeat,
     next_idea,
     next_local_midnight,
-    days_to_plan,
     plan_day,
     plan_engagement,
     sessions_remaining,
+)
+from glimpse_agent.planner import (
+    Comment as CommentDecision,
 )
 from glimpse_agent.writing import CaptionRequest, Writing
 
@@ -126,10 +128,16 @@ class Agent:
                     recent = list((await self.glimpse.agent_posts(self.self_id, limit=40)).items)
                 match = _find_post(recent, payload)
                 if match is not None:
-                    await self._commit_post(intent.intent_id, match, payload,
-                                            at=_match_time(match, intent.at), reconciled=True)
-                    self.log.warning("reconciled_post_found", intent=intent.intent_id,
-                                     post_id=match.id)
+                    await self._commit_post(
+                        intent.intent_id,
+                        match,
+                        payload,
+                        at=_match_time(match, intent.at),
+                        reconciled=True,
+                    )
+                    self.log.warning(
+                        "reconciled_post_found", intent=intent.intent_id, post_id=match.id
+                    )
                 else:
                     await self.ledger.abandon_intent(intent.intent_id, "not found on Glimpse")
                     self.log.warning("reconciled_post_absent", intent=intent.intent_id)
@@ -137,10 +145,16 @@ class Agent:
                 # Likes/follows/comments: the server may or may not have them. Count them as
                 # done (spent quota, engaged target) — over-counting one like is harmless, doing
                 # it twice is what we promise never to do.
-                await self.ledger.run(_settle_engagement, intent.intent_id, intent.kind,
-                                      str(payload.get("target", "")), payload.get("counterpart"),
-                                      str(payload.get("bucket", "")), intent.at,
-                                      {"reconciled": "assumed"})
+                await self.ledger.run(
+                    _settle_engagement,
+                    intent.intent_id,
+                    intent.kind,
+                    str(payload.get("target", "")),
+                    payload.get("counterpart"),
+                    str(payload.get("bucket", "")),
+                    intent.at,
+                    {"reconciled": "assumed"},
+                )
         return len(intents)
 
     # ------------------------------------------------------------------ planning
@@ -161,17 +175,33 @@ class Agent:
             window_start, _ = active_window(self.persona, local_day)
             left = await self.budgets(max(now, window_start))
             # The day's total including what is done, so slot ids stay stable across restarts.
-            allowed = max(0, min(self.persona.posts_per_day,
-                                 posted + left.get("posts", 0),
-                                 posted + left.get("generation", 0)))
-            full = plan_day(self.persona, local_day, posts_allowed=allowed,
-                            jitter_minutes=self.config.daemon.jitter_minutes)
+            allowed = max(
+                0,
+                min(
+                    self.persona.posts_per_day,
+                    posted + left.get("posts", 0),
+                    posted + left.get("generation", 0),
+                ),
+            )
+            full = plan_day(
+                self.persona,
+                local_day,
+                posts_allowed=allowed,
+                jitter_minutes=self.config.daemon.jitter_minutes,
+            )
             self._plans[key] = full
             await self.ledger.save_plan(key, _plan_json(full))
-            plans.append(plan_day(self.persona, local_day, posts_allowed=allowed,
-                                  jitter_minutes=self.config.daemon.jitter_minutes,
-                                  done_slot_ids=frozenset(done), now=now,
-                                  grace_minutes=self.config.daemon.misfire_grace_minutes))
+            plans.append(
+                plan_day(
+                    self.persona,
+                    local_day,
+                    posts_allowed=allowed,
+                    jitter_minutes=self.config.daemon.jitter_minutes,
+                    done_slot_ids=frozenset(done),
+                    now=now,
+                    grace_minutes=self.config.daemon.misfire_grace_minutes,
+                )
+            )
         return plans, next_local_midnight(self.persona, now)
 
     async def run_slot(self, slot: Slot) -> Outcome:
@@ -189,8 +219,9 @@ class Agent:
         if not outcome.ok or slot.kind == "engage":
             # A failed post's slot is done too: the next slot (or tomorrow) tries again; re-running
             # a failed slot after a restart could post at an unplanned hour.
-            await self.ledger.mark_slot_done(slot.slot_id, self.clock.now(),
-                                             outcome="ok" if outcome.ok else outcome.detail[:200])
+            await self.ledger.mark_slot_done(
+                slot.slot_id, self.clock.now(), outcome="ok" if outcome.ok else outcome.detail[:200]
+            )
         return outcome
 
     # ------------------------------------------------------------------ posting
@@ -204,20 +235,24 @@ class Agent:
         if left.get("posts", 0) <= 0 or left.get("generation", 0) <= 0:
             log.info("post_skipped", reason="post or generation quota used up", left=left)
             return Outcome("post", False, "quota used up")
-        history = [PastIdea(p.topic, p.prompt, p.at)
-                   for p in await self.ledger.prompts_since(now - IDEA_MEMORY)]
+        history = [
+            PastIdea(p.topic, p.prompt, p.at)
+            for p in await self.ledger.prompts_since(now - IDEA_MEMORY)
+        ]
         idea = next_idea(self.persona, history, now, seed=slot_id)
         recent_prompts = [h.prompt for h in history]
         prompt = await self.writing.image_prompt(idea.topic, idea.angle, recent_prompts)
         if is_repeat(prompt, history, now):
-            prompt = await self.writing.image_prompt(idea.topic, idea.angle,
-                                                     [*recent_prompts, prompt])
+            prompt = await self.writing.image_prompt(
+                idea.topic, idea.angle, [*recent_prompts, prompt]
+            )
             if is_repeat(prompt, history, now):
                 log.warning("post_skipped", reason="could not find a fresh idea")
                 return Outcome("post", False, "no fresh idea")
         try:
-            image = await self.router.generate(ImageRequest(prompt=prompt,
-                                                            persona=self.persona.name))
+            image = await self.router.generate(
+                ImageRequest(prompt=prompt, persona=self.persona.name)
+            )
         except BudgetExceeded as exc:
             log.warning("post_skipped", reason=str(exc))
             await self.ledger.record_error("post", str(exc), now)
@@ -229,28 +264,46 @@ class Agent:
         if image.backend == "glimpse":
             # Only Glimpse's own generator counts against its generation limits.
             await self.ledger.record_action("generation", self.clock.now(), ref=slot_id)
-        caption = await self.writing.caption(CaptionRequest(
-            topic=idea.topic, image_prompt=prompt, hashtags=list(idea.hashtags),
-            image_url=image.url, image_bytes=image.data))
+        caption = await self.writing.caption(
+            CaptionRequest(
+                topic=idea.topic,
+                image_prompt=prompt,
+                hashtags=list(idea.hashtags),
+                image_url=image.url,
+                image_bytes=image.data,
+            )
+        )
         if caption is None:
             log.warning("post_skipped", reason="no caption passed the safety filter")
             await self.ledger.record_error("caption", "no safe caption", self.clock.now())
             return Outcome("post", False, "no safe caption")
-        text = with_attribution(caption.text, image.attribution,
-                                self.config.safety.caption_max_chars)
+        text = with_attribution(
+            caption.text, image.attribution, self.config.safety.caption_max_chars
+        )
         ready = await asyncio.to_thread(prepare_for_post, image)
-        payload = {"slot_id": slot_id, "caption": text, "prompt": prompt, "topic": idea.topic,
-                   "backend": image.backend, "model": image.model, "cost_usd": image.cost_usd}
+        payload = {
+            "slot_id": slot_id,
+            "caption": text,
+            "prompt": prompt,
+            "topic": idea.topic,
+            "backend": image.backend,
+            "model": image.model,
+            "cost_usd": image.cost_usd,
+        }
         if self.dry_run:
             log.info("dry_run_post", caption=text, prompt=prompt, backend=image.backend)
             return Outcome("post", True, "dry run")
         intent = await self.ledger.begin_intent("post", payload, self.clock.now())
         try:
             post = await self.glimpse.create_post(
-                caption=text, image_url=ready.image_url, image_bytes=ready.data,
+                caption=text,
+                image_url=ready.image_url,
+                image_bytes=ready.data,
                 mime_type=ready.mime_type if ready.data is not None else None,
-                is_nsfw=self.persona.nsfw, generation_model=image.model or None,
-                generation_prompt=prompt)
+                is_nsfw=self.persona.nsfw,
+                generation_model=image.model or None,
+                generation_prompt=prompt,
+            )
         except (Rejected, RateLimited) as exc:
             # The server refused: it certainly did not post.
             await self.ledger.abandon_intent(intent, str(exc))
@@ -267,14 +320,27 @@ class Agent:
         log.info("posted", post_id=post.id, backend=image.backend, caption_source=caption.source)
         return Outcome("post", True, post_id=post.id)
 
-    async def _commit_post(self, intent_id: str, post: Post, payload: dict[str, Any], *,
-                           at: datetime, reconciled: bool = False) -> None:
+    async def _commit_post(
+        self,
+        intent_id: str,
+        post: Post,
+        payload: dict[str, Any],
+        *,
+        at: datetime,
+        reconciled: bool = False,
+    ) -> None:
         own = OwnPost(
-            post_id=post.id, seq=post.seq, created_at=at, prompt=str(payload.get("prompt", "")),
-            topic=str(payload.get("topic", "")), caption=str(payload.get("caption", "")),
-            backend=str(payload.get("backend", "")), model=str(payload.get("model") or ""),
+            post_id=post.id,
+            seq=post.seq,
+            created_at=at,
+            prompt=str(payload.get("prompt", "")),
+            topic=str(payload.get("topic", "")),
+            caption=str(payload.get("caption", "")),
+            backend=str(payload.get("backend", "")),
+            model=str(payload.get("model") or ""),
             cost_usd=float(payload.get("cost_usd") or 0.0),
-            slot_id=str(payload.get("slot_id") or "") or None)
+            slot_id=str(payload.get("slot_id") or "") or None,
+        )
         await self.ledger.run(_settle_post, intent_id, own, reconciled)
 
     async def _reconcile_soon(self) -> None:
@@ -291,8 +357,7 @@ class Agent:
         log = self.log.bind(job=slot_id or "adhoc", action="engage")
         view = await self._gather(now, sessions_left=sessions_left)
         decisions = plan_engagement(self.persona, view, now)
-        counts: dict[str, int] = {"like": 0, "comment": 0, "follow": 0, "reply": 0,
-                                  "skipped": 0}
+        counts: dict[str, int] = {"like": 0, "comment": 0, "follow": 0, "reply": 0, "skipped": 0}
         blocked: set[str] = set()
         for decision in decisions:
             bucket = _bucket_of(decision)
@@ -386,10 +451,17 @@ class Agent:
             for c in comments:
                 if c.agent_id == self.self_id:
                     continue
-                out.append(IncomingComment(
-                    comment_id=c.id, post_id=post.id, author_id=c.agent_id,
-                    author_name=c.agent_name or "", content=c.content or "",
-                    created_at=c.created_at or now, own_caption=post.caption or ""))
+                out.append(
+                    IncomingComment(
+                        comment_id=c.id,
+                        post_id=post.id,
+                        author_id=c.agent_id,
+                        author_name=c.agent_name or "",
+                        content=c.content or "",
+                        created_at=c.created_at or now,
+                        own_caption=post.caption or "",
+                    )
+                )
         return out
 
     async def _execute(self, decision: Decision) -> bool:
@@ -404,11 +476,13 @@ class Agent:
             return False
         text: str | None = None
         if isinstance(decision, CommentDecision):
-            text = await self.writing.comment_on(decision.caption, decision.author_name,
-                                                 self._topic_hint())
+            text = await self.writing.comment_on(
+                decision.caption, decision.author_name, self._topic_hint()
+            )
         elif isinstance(decision, Reply):
-            text = await self.writing.reply_to(decision.content, decision.author_name,
-                                               decision.own_caption)
+            text = await self.writing.reply_to(
+                decision.content, decision.author_name, decision.own_caption
+            )
         if isinstance(decision, CommentDecision | Reply) and text is None:
             self.log.info("engagement_skipped", kind=kind, reason="no safe text")
             return False
@@ -427,15 +501,24 @@ class Agent:
                 await self.glimpse.comment(decision.post_id, text)
         except Conflict:
             # Already done on the server: remember it so we never try again; it costs no quota.
-            await self.ledger.run(_settle_engagement, intent, kind, target, counterpart, "", now,
-                                  {"already": True})
+            await self.ledger.run(
+                _settle_engagement, intent, kind, target, counterpart, "", now, {"already": True}
+            )
             return False
         except (Rejected, RateLimited) as exc:
             await self.ledger.abandon_intent(intent, str(exc))
             raise
         # Any other ServiceError: the outcome is unknown; the intent stays for reconcile.
-        await self.ledger.run(_settle_engagement, intent, kind, target, counterpart, bucket,
-                              self.clock.now(), {"ok": True})
+        await self.ledger.run(
+            _settle_engagement,
+            intent,
+            kind,
+            target,
+            counterpart,
+            bucket,
+            self.clock.now(),
+            {"ok": True},
+        )
         return True
 
     def _topic_hint(self) -> str | None:
@@ -459,8 +542,9 @@ class Agent:
             until = now + timedelta(seconds=exc.retry_after if exc.retry_after else 60)
             await self.ledger.note_rate_limited(exc.bucket or bucket, until)
         await self.ledger.record_error(bucket, str(exc), now)
-        self.log.warning("action_failed", bucket=bucket, error=str(exc),
-                         error_type=type(exc).__name__)
+        self.log.warning(
+            "action_failed", bucket=bucket, error=str(exc), error_type=type(exc).__name__
+        )
 
     async def _flush_limits(self) -> None:
         """Feed the X-RateLimit-* headers seen since last time into the ledger, so that the
@@ -472,8 +556,9 @@ class Agent:
         for bucket, (info, seen) in latest.items():
             if bucket in {"read", "registration"}:
                 continue
-            await self.ledger.note_server_limit(bucket, info.limit, info.remaining, info.reset,
-                                                seen)
+            await self.ledger.note_server_limit(
+                bucket, info.limit, info.remaining, info.reset, seen
+            )
 
 
 def with_attribution(caption: str, attribution: str | None, max_chars: int) -> str:
@@ -492,14 +577,22 @@ def _settle_post(ledger: Ledger, intent_id: str, own: OwnPost, reconciled: bool)
     """Post recorded, quota spent and intent settled in ONE atomic write: no crash can count a
     post twice or lose it."""
     with ledger.transaction():
-        ledger.settle_intent(intent_id, {"post_id": own.post_id, "reconciled": reconciled},
-                             post=own)
+        ledger.settle_intent(
+            intent_id, {"post_id": own.post_id, "reconciled": reconciled}, post=own
+        )
         ledger.record_action("posts", own.created_at, ref=own.post_id)
 
 
-def _settle_engagement(ledger: Ledger, intent_id: str, kind: str, target: str,
-                       counterpart: str | None, bucket: str, at: datetime,
-                       result: dict[str, Any]) -> None:
+def _settle_engagement(
+    ledger: Ledger,
+    intent_id: str,
+    kind: str,
+    target: str,
+    counterpart: str | None,
+    bucket: str,
+    at: datetime,
+    result: dict[str, Any],
+) -> None:
     with ledger.transaction():
         if bucket:
             ledger.record_action(bucket, at, ref=target)
@@ -512,9 +605,12 @@ def _settle_engagement(ledger: Ledger, intent_id: str, kind: str, target: str,
 
 
 def _plan_json(plan: DayPlan) -> dict[str, Any]:
-    return {"local_day": plan.local_day.isoformat(),
-            "slots": [{"slot_id": s.slot_id, "kind": s.kind, "at": s.at.isoformat()}
-                      for s in plan.slots]}
+    return {
+        "local_day": plan.local_day.isoformat(),
+        "slots": [
+            {"slot_id": s.slot_id, "kind": s.kind, "at": s.at.isoformat()} for s in plan.slots
+        ],
+    }
 
 
 def _find_post(recent: list[Post], payload: dict[str, Any]) -> Post | None:
@@ -535,19 +631,29 @@ def _match_time(post: Post, fallback: datetime) -> datetime:
 
 def _candidate(p: Post, source: str) -> CandidatePost:
     return CandidatePost(
-        post_id=p.id, seq=p.seq, author_id=p.agent_id, author_name=p.agent_name or "",
-        caption=p.caption or "", hashtags=tuple(p.hashtags or ()), like_count=p.like_count or 0,
-        comment_count=p.comment_count or 0, created_at=p.created_at, source=source)
+        post_id=p.id,
+        seq=p.seq,
+        author_id=p.agent_id,
+        author_name=p.agent_name or "",
+        caption=p.caption or "",
+        hashtags=tuple(p.hashtags or ()),
+        like_count=p.like_count or 0,
+        comment_count=p.comment_count or 0,
+        created_at=p.created_at,
+        source=source,
+    )
 
 
 def _kind_of(decision: Any) -> str:
     return {Like: "like", CommentDecision: "comment", Follow: "follow", Reply: "reply"}[
-        type(decision)]
+        type(decision)
+    ]
 
 
 def _bucket_of(decision: Any) -> str:
-    return {"like": "reactions", "comment": "comments", "reply": "comments",
-            "follow": "follows"}[_kind_of(decision)]
+    return {"like": "reactions", "comment": "comments", "reply": "comments", "follow": "follows"}[
+        _kind_of(decision)
+    ]
 
 
 def _target_of(decision: Any) -> str:
@@ -556,4 +662,3 @@ def _target_of(decision: Any) -> str:
     if isinstance(decision, Reply):
         return decision.comment_id
     return str(decision.post_id)
-

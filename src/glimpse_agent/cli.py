@@ -30,43 +30,65 @@ COMMANDS: dict[str, str] = {
     "check": "validate the config and reach every configured service; exit 0 only if all pass",
     "register": "register a new agent on Glimpse and store its key (0600) in the state dir",
     "verify": "activate the stored key with the 6-digit code mailed to the owner",
-    "viewcomfy-params": "list the flat parameters (\"<node>-inputs-<name>\") of a workflow_api.json",
+    "viewcomfy-params": 'list the flat parameters ("<node>-inputs-<name>") of a workflow_api.json',
 }
 
 
 def _add_config(p: argparse.ArgumentParser, *, required: bool = True) -> None:
-    p.add_argument("-c", "--config", required=required, metavar="AGENT_TOML",
-                   help="path to agent.toml (one file per persona)")
+    p.add_argument(
+        "-c",
+        "--config",
+        required=required,
+        metavar="AGENT_TOML",
+        help="path to agent.toml (one file per persona)",
+    )
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="glimpse-agent",
         description="Run an AI persona on Glimpse: it plans its day, generates images, captions "
-                    "and posts them, and engages with other agents within the platform's limits.",
+        "and posts them, and engages with other agents within the platform's limits.",
         epilog="Exit codes: 0 ok, 1 failed, 2 bad config or usage, 3 state dir locked/unreadable. "
-               "Start with: glimpse-agent sandbox",
+        "Start with: glimpse-agent sandbox",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("--version", action="version", version=f"glimpse-agent {__version__}")
-    parser.add_argument("--log-level", choices=["debug", "info", "warning", "error"],
-                        help="override log_level from the config")
-    parser.add_argument("--log-format", choices=["auto", "json", "console"], default="auto",
-                        help="JSON lines when stderr is not a terminal (auto), or force one")
+    parser.add_argument(
+        "--log-level",
+        choices=["debug", "info", "warning", "error"],
+        help="override log_level from the config",
+    )
+    parser.add_argument(
+        "--log-format",
+        choices=["auto", "json", "console"],
+        default="auto",
+        help="JSON lines when stderr is not a terminal (auto), or force one",
+    )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", title="commands")
 
     p = sub.add_parser("sandbox", help=COMMANDS["sandbox"], description=COMMANDS["sandbox"])
-    p.add_argument("--persona", metavar="FILE", action="append",
-                   help="persona file (repeatable); default: every persona shipped in personas/")
+    p.add_argument(
+        "--persona",
+        metavar="FILE",
+        action="append",
+        help="persona file (repeatable); default: every persona shipped in personas/",
+    )
     p.add_argument("--days", type=int, default=3, help="simulated days (default 3)")
-    p.add_argument("--state-dir", metavar="DIR",
-                   help="where to write the ledger and report (default: ./sandbox-state)")
+    p.add_argument(
+        "--state-dir",
+        metavar="DIR",
+        help="where to write the ledger and report (default: ./sandbox-state)",
+    )
     p.add_argument("--start", metavar="YYYY-MM-DD", help="first simulated day (default today)")
 
     p = sub.add_parser("run", help=COMMANDS["run"], description=COMMANDS["run"])
     _add_config(p)
-    p.add_argument("--dry-run", action="store_true",
-                   help="log every write (post, like, comment, follow, settings) instead of doing it")
+    p.add_argument(
+        "--dry-run",
+        action="store_true",
+        help="log every write (post, like, comment, follow, settings) instead of doing it",
+    )
 
     p = sub.add_parser("once", help=COMMANDS["once"], description=COMMANDS["once"])
     _add_config(p)
@@ -95,9 +117,12 @@ def build_parser() -> argparse.ArgumentParser:
     _add_config(p, required=False)
     p.add_argument("--name", required=True, help="the agent's unique name on Glimpse")
     p.add_argument("--email", required=True, help="owner e-mail; the verification code goes there")
-    p.add_argument("--base-url", help="Glimpse API base URL (default: from the config, or the "
-                                      "public service)")
-    p.add_argument("--state-dir", help="where to store the key (default: from the config, or ./state)")
+    p.add_argument(
+        "--base-url", help="Glimpse API base URL (default: from the config, or the public service)"
+    )
+    p.add_argument(
+        "--state-dir", help="where to store the key (default: from the config, or ./state)"
+    )
 
     p = sub.add_parser("verify", help=COMMANDS["verify"], description=COMMANDS["verify"])
     _add_config(p, required=False)
@@ -105,8 +130,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--base-url", help="Glimpse API base URL")
     p.add_argument("--state-dir", help="where the key was stored")
 
-    p = sub.add_parser("viewcomfy-params", help=COMMANDS["viewcomfy-params"],
-                       description=COMMANDS["viewcomfy-params"])
+    p = sub.add_parser(
+        "viewcomfy-params",
+        help=COMMANDS["viewcomfy-params"],
+        description=COMMANDS["viewcomfy-params"],
+    )
     p.add_argument("workflow", metavar="workflow_api.json")
     return parser
 
@@ -124,8 +152,11 @@ def main(argv: Sequence[str] | None = None) -> int:
             result = asyncio.run(result)
         return int(result or 0)
     except ConfigError as exc:
-        print(f"glimpse-agent: configuration error ({len(exc.problems)} problem"
-              f"{'s' if len(exc.problems) != 1 else ''}):", file=sys.stderr)
+        print(
+            f"glimpse-agent: configuration error ({len(exc.problems)} problem"
+            f"{'s' if len(exc.problems) != 1 else ''}):",
+            file=sys.stderr,
+        )
         for problem in exc.problems:
             print(f"  {problem}", file=sys.stderr)
         return EXIT_CONFIG

@@ -70,6 +70,8 @@ class SimulatedClock:
         await asyncio.sleep(0)
 
 
-def utc(year: int, month: int, day: int, hour: int = 0, minute: int = 0, second: int = 0) -> datetime:
+def utc(
+    year: int, month: int, day: int, hour: int = 0, minute: int = 0, second: int = 0
+) -> datetime:
     """A short way to write an aware UTC datetime (tests, simulate)."""
     return datetime(year, month, day, hour, minute, second, tzinfo=UTC)

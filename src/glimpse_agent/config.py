@@ -114,7 +114,7 @@ class OpenAIImagesSection(_Section):
     @classmethod
     def _not_retired(cls, v: str) -> str:
         if v in {"dall-e-2", "dall-e-3", "gpt-image-1"}:
-            raise ValueError(f"{v} is retired; use e.g. \"gpt-image-1.5\" or \"gpt-image-2\"")
+            raise ValueError(f'{v} is retired; use e.g. "gpt-image-1.5" or "gpt-image-2"')
         return v
 
 
@@ -143,7 +143,7 @@ class ImagesSection(_Section):
                 raise ValueError(
                     "no image backend is configured: add an [images.glif], [images.viewcomfy], "
                     "[images.glimpse], [images.huggingface] or [images.openai] section, or set "
-                    "order = [\"local\"] for the offline generator"
+                    'order = ["local"] for the offline generator'
                 )
             object.__setattr__(self, "order", configured)
             return self
@@ -152,8 +152,11 @@ class ImagesSection(_Section):
         missing = [n for n in self.order if n != "local" and getattr(self, n) is None]
         if missing:
             raise ValueError(
-                "order names " + ", ".join(missing) + " but there is no "
-                + ", ".join(f"[images.{n}]" for n in missing) + " section"
+                "order names "
+                + ", ".join(missing)
+                + " but there is no "
+                + ", ".join(f"[images.{n}]" for n in missing)
+                + " section"
             )
         if len(set(self.order)) != len(self.order):
             raise ValueError("order names a backend twice")
@@ -254,8 +257,9 @@ class LoadedAgent:
 _ENV_REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
 
 
-def _interpolate(value: str, key: str, file: str, env: Mapping[str, str],
-                 problems: list[Problem]) -> str:
+def _interpolate(
+    value: str, key: str, file: str, env: Mapping[str, str], problems: list[Problem]
+) -> str:
     def sub(m: re.Match[str]) -> str:
         name, default = m.group(1), m.group(2)
         if name in env:
@@ -268,14 +272,17 @@ def _interpolate(value: str, key: str, file: str, env: Mapping[str, str],
     return _ENV_REF.sub(sub, value)
 
 
-def _prepare(raw: Any, *, prefix: str, file: str, base: Path, env: Mapping[str, str],
-             problems: list[Problem]) -> Any:
+def _prepare(
+    raw: Any, *, prefix: str, file: str, base: Path, env: Mapping[str, str], problems: list[Problem]
+) -> Any:
     """Interpolate ``${ENV}`` everywhere and turn ``X_file`` secret twins into ``X``."""
     if isinstance(raw, str):
         return _interpolate(raw, prefix, file, env, problems)
     if isinstance(raw, list):
-        return [_prepare(v, prefix=f"{prefix}[{i}]", file=file, base=base, env=env,
-                         problems=problems) for i, v in enumerate(raw)]
+        return [
+            _prepare(v, prefix=f"{prefix}[{i}]", file=file, base=base, env=env, problems=problems)
+            for i, v in enumerate(raw)
+        ]
     if not isinstance(raw, dict):
         return raw
     out: dict[str, Any] = {}
@@ -293,8 +300,9 @@ def _prepare(raw: Any, *, prefix: str, file: str, base: Path, env: Mapping[str, 
             try:
                 secret = path.read_text(encoding="utf-8").strip()
             except OSError as exc:
-                problems.append(Problem(file, key, f"cannot read secret file {path}: "
-                                                   f"{exc.strerror or exc}"))
+                problems.append(
+                    Problem(file, key, f"cannot read secret file {path}: {exc.strerror or exc}")
+                )
                 continue
             if not secret:
                 problems.append(Problem(file, key, f"secret file {path} is empty"))
@@ -321,12 +329,16 @@ def _read_toml(path: Path) -> tuple[dict[str, Any] | None, list[Problem]]:
 def _friendly(err: Mapping[str, Any], model: type[BaseModel]) -> tuple[str, str]:
     loc = [str(p) for p in err.get("loc", ())]
     # pydantic adds the union member tag to a loc ("prompt_input.int"); keep the user's key.
-    loc = [p for p in loc if p not in {"str", "int", "float", "bool", "function-after[_hours(), tuple[str, str]]"}]
+    loc = [
+        p
+        for p in loc
+        if p not in {"str", "int", "float", "bool", "function-after[_hours(), tuple[str, str]]"}
+    ]
     key = ".".join(loc)
     kind = err.get("type", "")
     msg = str(err.get("msg", "invalid"))
     if msg.startswith("Value error, "):
-        msg = msg[len("Value error, "):]
+        msg = msg[len("Value error, ") :]
     if kind == "missing":
         msg = "is required"
     elif kind == "extra_forbidden":
@@ -352,14 +364,16 @@ def _known_keys(model: type[BaseModel], path: list[str]) -> list[str]:
         if not fields or part not in fields:
             return []
         ann = fields[part].annotation
-        current = next((a for a in getattr(ann, "__args__", (ann,)) if hasattr(a, "model_fields")),
-                       ann)
+        current = next(
+            (a for a in getattr(ann, "__args__", (ann,)) if hasattr(a, "model_fields")), ann
+        )
     fields = getattr(current, "model_fields", {})
     return [k for k in fields if k != "source"]
 
 
-def _validate(model: type[BaseModel], data: dict[str, Any], file: str,
-              problems: list[Problem]) -> Any:
+def _validate(
+    model: type[BaseModel], data: dict[str, Any], file: str, problems: list[Problem]
+) -> Any:
     try:
         return model.model_validate(data)
     except ValidationError as exc:
@@ -369,8 +383,9 @@ def _validate(model: type[BaseModel], data: dict[str, Any], file: str,
         return None
 
 
-def parse_config(raw: dict[str, Any], *, source: Path,
-                 env: Mapping[str, str] | None = None) -> AgentConfig:
+def parse_config(
+    raw: dict[str, Any], *, source: Path, env: Mapping[str, str] | None = None
+) -> AgentConfig:
     """Validate an already-parsed ``agent.toml`` dict (``source`` anchors relative paths)."""
     env = os.environ if env is None else env
     problems: list[Problem] = []

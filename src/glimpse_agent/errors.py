@@ -43,7 +43,8 @@ class Problem:
 
 
 class ConfigError(GlimpseAgentError):
-    """A config or persona file is wrong. ``problems`` lists every problem found, not just the first."""
+    """A config or persona file is wrong. ``problems`` lists every problem found, not only the
+    first."""
 
     def __init__(self, problems: Sequence[Problem]) -> None:
         self.problems = list(problems)

@@ -12,8 +12,12 @@ import structlog
 
 from glimpse_agent.redaction import redact
 
-LEVELS = {"debug": logging.DEBUG, "info": logging.INFO, "warning": logging.WARNING,
-          "error": logging.ERROR}
+LEVELS = {
+    "debug": logging.DEBUG,
+    "info": logging.INFO,
+    "warning": logging.WARNING,
+    "error": logging.ERROR,
+}
 
 
 def redact_event(_: Any, __: str, event_dict: MutableMapping[str, Any]) -> MutableMapping[str, Any]:
@@ -48,9 +52,18 @@ def configure_logging(
     )
     # Libraries (httpx, uvicorn, huggingface_hub) log through stdlib logging: keep them quiet and
     # route anything they do say through the same redaction.
-    logging.basicConfig(level=logging.WARNING, stream=out, format="%(levelname)s %(name)s %(message)s")
-    for noisy in ("httpx", "httpcore", "uvicorn", "uvicorn.access", "uvicorn.error", "openai",
-                  "huggingface_hub"):
+    logging.basicConfig(
+        level=logging.WARNING, stream=out, format="%(levelname)s %(name)s %(message)s"
+    )
+    for noisy in (
+        "httpx",
+        "httpcore",
+        "uvicorn",
+        "uvicorn.access",
+        "uvicorn.error",
+        "openai",
+        "huggingface_hub",
+    ):
         logging.getLogger(noisy).setLevel(logging.WARNING)
     root = logging.getLogger()
     for handler in root.handlers:

@@ -18,7 +18,7 @@ _HHMM = re.compile(r"^([01]\d|2[0-3]):([0-5]\d)$")
 def parse_hhmm(value: str) -> time:
     m = _HHMM.match(value)
     if not m:
-        raise ValueError(f"expected a local time as \"HH:MM\" (00:00-23:59), got {value!r}")
+        raise ValueError(f'expected a local time as "HH:MM" (00:00-23:59), got {value!r}')
     return time(int(m.group(1)), int(m.group(2)))
 
 
@@ -86,7 +86,7 @@ class Persona(BaseModel):
             ZoneInfo(v)
         except (ZoneInfoNotFoundError, ValueError):
             raise ValueError(
-                f"unknown IANA time zone {v!r} (expected e.g. \"Europe/Paris\", \"Asia/Tokyo\")"
+                f'unknown IANA time zone {v!r} (expected e.g. "Europe/Paris", "Asia/Tokyo")'
             ) from None
         return v
 
@@ -95,7 +95,7 @@ class Persona(BaseModel):
     def _hours(cls, v: tuple[str, str]) -> tuple[str, str]:
         start, end = parse_hhmm(v[0]), parse_hhmm(v[1])
         if start == end:
-            raise ValueError("start and end are equal; give a window such as [\"08:00\", \"23:30\"]")
+            raise ValueError('start and end are equal; give a window such as ["08:00", "23:30"]')
         return v
 
     @model_validator(mode="after")

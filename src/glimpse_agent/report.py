@@ -55,23 +55,32 @@ def _img_src(post: ReportPost) -> str:
 
 def render(title: str, personas: Sequence[PersonaReport], *, notes: Sequence[str] = ()) -> str:
     e = html.escape
-    out = [f"<!doctype html><html lang='en'><head><meta charset='utf-8'><title>{e(title)}</title>",
-           f"<style>{_CSS}</style></head><body><h1>{e(title)}</h1>"]
+    out = [
+        f"<!doctype html><html lang='en'><head><meta charset='utf-8'><title>{e(title)}</title>",
+        f"<style>{_CSS}</style></head><body><h1>{e(title)}</h1>",
+    ]
     out += [f"<p>{e(n)}</p>" for n in notes]
     for p in personas:
         out.append(f"<h2>{e(p.display_name)} <small>({e(p.name)}, {e(p.timezone)})</small></h2>")
-        out.append("<h3>Per local day</h3><table><tr><th>day</th><th>posts / planned</th>"
-                   "<th>likes</th><th>comments</th><th>replies</th><th>follows</th>"
-                   "<th>sessions</th></tr>")
+        out.append(
+            "<h3>Per local day</h3><table><tr><th>day</th><th>posts / planned</th>"
+            "<th>likes</th><th>comments</th><th>replies</th><th>follows</th>"
+            "<th>sessions</th></tr>"
+        )
         for day in sorted(p.days):
             d = p.days[day]
-            out.append(f"<tr><td>{day}</td><td>{d.posts} / {d.planned_posts}</td><td>{d.likes}"
-                       f"</td><td>{d.comments}</td><td>{d.replies}</td><td>{d.follows}</td>"
-                       f"<td>{d.sessions}</td></tr>")
+            out.append(
+                f"<tr><td>{day}</td><td>{d.posts} / {d.planned_posts}</td><td>{d.likes}"
+                f"</td><td>{d.comments}</td><td>{d.replies}</td><td>{d.follows}</td>"
+                f"<td>{d.sessions}</td></tr>"
+            )
         out.append("</table>")
         buckets = sorted(p.quota_caps)
-        out.append("<h3>Quota use per UTC day (used / daily cap)</h3><table><tr><th>day</th>"
-                   + "".join(f"<th>{e(b)}</th>" for b in buckets) + "</tr>")
+        out.append(
+            "<h3>Quota use per UTC day (used / daily cap)</h3><table><tr><th>day</th>"
+            + "".join(f"<th>{e(b)}</th>" for b in buckets)
+            + "</tr>"
+        )
         for day in sorted(p.quota_use):
             cells = []
             for b in buckets:
@@ -81,15 +90,18 @@ def render(title: str, personas: Sequence[PersonaReport], *, notes: Sequence[str
             out.append(f"<tr><td>{day}</td>{''.join(cells)}</tr>")
         out.append("</table><h3>Posts</h3><div class='grid'>")
         for post in p.posts:
-            out.append(f"<div class='card'><img alt='' src='{_img_src(post)}'>"
-                       f"<div class='when'>{e(post.when_local)}</div><p>{e(post.caption)}</p></div>")
+            out.append(
+                f"<div class='card'><img alt='' src='{_img_src(post)}'>"
+                f"<div class='when'>{e(post.when_local)}</div><p>{e(post.caption)}</p></div>"
+            )
         out.append("</div>")
     out.append("</body></html>")
     return "\n".join(out)
 
 
-def write_report(path: Path, title: str, personas: Sequence[PersonaReport], *,
-                 notes: Sequence[str] = ()) -> Path:
+def write_report(
+    path: Path, title: str, personas: Sequence[PersonaReport], *, notes: Sequence[str] = ()
+) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(render(title, personas, notes=notes), encoding="utf-8")
     return path

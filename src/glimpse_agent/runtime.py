@@ -59,23 +59,35 @@ class Runtime:
     async def __aenter__(self) -> Runtime:
         return self
 
-    async def __aexit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
-                        tb: TracebackType | None) -> None:
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
         await self.close()
 
 
 def require_key(config: AgentConfig) -> str:
     key = config.glimpse_key()
     if not key:
-        raise ConfigError([Problem(str(config.source), "glimpse.api_key",
-                                   "no Glimpse key: set api_key (or api_key_file), or run "
-                                   "`glimpse-agent register` to store one in "
-                                   f"{config.state_dir}")])
+        raise ConfigError(
+            [
+                Problem(
+                    str(config.source),
+                    "glimpse.api_key",
+                    "no Glimpse key: set api_key (or api_key_file), or run "
+                    "`glimpse-agent register` to store one in "
+                    f"{config.state_dir}",
+                )
+            ]
+        )
     return key
 
 
-async def open_runtime(loaded: LoadedAgent, *, clock: Clock, dry_run: bool = False,
-                       state_dir: Path | None = None) -> Runtime:
+async def open_runtime(
+    loaded: LoadedAgent, *, clock: Clock, dry_run: bool = False, state_dir: Path | None = None
+) -> Runtime:
     """Open everything an agent needs; close it with ``await runtime.close()``."""
     config, persona = loaded.config, loaded.persona
     key = require_key(config)
@@ -86,22 +98,44 @@ async def open_runtime(loaded: LoadedAgent, *, clock: Clock, dry_run: bool = Fal
         stack.callback(ledger_sync.close)
         ledger = AsyncLedger(ledger_sync)
         stack.push_async_callback(ledger.aclose)
-        http = httpx.AsyncClient(timeout=httpx.Timeout(config.glimpse.timeout, connect=10.0),
-                                 follow_redirects=True)
+        http = httpx.AsyncClient(
+            timeout=httpx.Timeout(config.glimpse.timeout, connect=10.0), follow_redirects=True
+        )
         stack.push_async_callback(http.aclose)
         inbox: list[tuple[RateLimitInfo, datetime]] = []
-        glimpse = GlimpseClient(config.glimpse.base_url, key, http=http,
-                                timeout=config.glimpse.timeout, clock=clock,
-                                on_rate_limit=lambda info: inbox.append((info, clock.now())))
-        router = build_router(config, persona, spend=ledger_sync, clock=clock, state_dir=state,
-                              http=http, glimpse=glimpse)
+        glimpse = GlimpseClient(
+            config.glimpse.base_url,
+            key,
+            http=http,
+            timeout=config.glimpse.timeout,
+            clock=clock,
+            on_rate_limit=lambda info: inbox.append((info, clock.now())),
+        )
+        router = build_router(
+            config,
+            persona,
+            spend=ledger_sync,
+            clock=clock,
+            state_dir=state,
+            http=http,
+            glimpse=glimpse,
+        )
         stack.push_async_callback(router.aclose)
-        writing = build_writing(config, persona, glimpse=glimpse, http=http,
-                                secrets=secret_values(config))
+        writing = build_writing(
+            config, persona, glimpse=glimpse, http=http, secrets=secret_values(config)
+        )
         stack.push_async_callback(writing.aclose)
-        agent = Agent(config, persona, glimpse=glimpse, ledger=ledger, router=router,
-                      writing=writing, clock=clock, dry_run=dry_run,
-                      rate_limit_inbox=inbox)
+        agent = Agent(
+            config,
+            persona,
+            glimpse=glimpse,
+            ledger=ledger,
+            router=router,
+            writing=writing,
+            clock=clock,
+            dry_run=dry_run,
+            rate_limit_inbox=inbox,
+        )
         return Runtime(agent, ledger, glimpse, http, stack)
     except BaseException:
         await stack.aclose()

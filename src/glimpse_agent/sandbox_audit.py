@@ -40,8 +40,7 @@ class Findings:
         return [*self.facts, *verdict, *(f"  PROBLEM: {p}" for p in self.problems)]
 
 
-def audit(world: GlimpseWorld, runtimes: Sequence[Runtime], result: SimulationResult
-          ) -> Findings:
+def audit(world: GlimpseWorld, runtimes: Sequence[Runtime], result: SimulationResult) -> Findings:
     found = Findings()
     for runtime in runtimes:
         agent = runtime.agent
@@ -49,12 +48,14 @@ def audit(world: GlimpseWorld, runtimes: Sequence[Runtime], result: SimulationRe
         days = result.days.get(persona.name, {})
         for day, d in sorted(days.items()):
             if d.posts != d.planned_posts:
-                found.problems.append(f"{persona.name} {day}: {d.posts} posts, "
-                                      f"{d.planned_posts} planned")
+                found.problems.append(
+                    f"{persona.name} {day}: {d.posts} posts, {d.planned_posts} planned"
+                )
             for t in d.post_times:
                 if not is_active(persona, t):
-                    found.problems.append(f"{persona.name}: post at {t.isoformat()} is outside "
-                                          f"its active hours")
+                    found.problems.append(
+                        f"{persona.name}: post at {t.isoformat()} is outside its active hours"
+                    )
         posts = world.posts_by(me)
         own_ids = {p.id for p in posts}
         likes = world.likes_by(me)
@@ -76,19 +77,23 @@ def audit(world: GlimpseWorld, runtimes: Sequence[Runtime], result: SimulationRe
         found.facts.append(
             f"{persona.name}: {len(posts)} posts, {len(likes)} likes, {len(comments)} comments "
             f"(incl. replies), {len(follows)} follows; 429s {limited}; duplicates 0"
-            if not any(checks.values()) else f"{persona.name}: see problems below")
+            if not any(checks.values())
+            else f"{persona.name}: see problems below"
+        )
     return found
 
 
-def quota_use(ledger: Ledger, persona: Persona, days: Sequence[date]
-              ) -> tuple[dict[date, dict[str, int]], dict[str, int]]:
+def quota_use(
+    ledger: Ledger, persona: Persona, days: Sequence[date]
+) -> tuple[dict[date, dict[str, int]], dict[str, int]]:
     caps = persona_caps(persona)
     use = {d: {b: ledger.count_on(b, d) for b in QUOTA_BUCKETS} for d in days}
     return use, {b: caps.get(b, 0) for b in QUOTA_BUCKETS}
 
 
-def report_posts(ledger: Ledger, persona: Persona, config: AgentConfig,
-                 limit: int = 200) -> list[ReportPost]:
+def report_posts(
+    ledger: Ledger, persona: Persona, config: AgentConfig, limit: int = 200
+) -> list[ReportPost]:
     """Our posts, oldest first, with thumbnails. The sandbox posts offline-generator images,
     which are a pure function of the prompt: painting the prompt again gives the same picture."""
     out = []
@@ -102,8 +107,13 @@ def report_posts(ledger: Ledger, persona: Persona, config: AgentConfig,
             buf = io.BytesIO()
             img.convert("RGB").save(buf, format="JPEG", quality=80)
             thumb = buf.getvalue()
-        out.append(ReportPost(
-            persona=persona.name,
-            when_local=post.created_at.astimezone(persona.zone).strftime("%a %d %b %H:%M %Z"),
-            caption=post.caption, image=thumb, mime_type="image/jpeg"))
+        out.append(
+            ReportPost(
+                persona=persona.name,
+                when_local=post.created_at.astimezone(persona.zone).strftime("%a %d %b %H:%M %Z"),
+                caption=post.caption,
+                image=thumb,
+                mime_type="image/jpeg",
+            )
+        )
     return out

@@ -92,14 +92,19 @@ class Daemon:
             await self.agent.startup()
             self._scheduler = AsyncIOScheduler(
                 timezone=UTC,
-                job_defaults={"misfire_grace_time": int(self.grace.total_seconds()),
-                              "coalesce": True, "max_instances": 1},
+                job_defaults={
+                    "misfire_grace_time": int(self.grace.total_seconds()),
+                    "coalesce": True,
+                    "max_instances": 1,
+                },
             )
             self._scheduler.start()
             await self._replan()
             self._scheduler.add_job(
-                self._guard("heartbeat", self.agent.heartbeat), IntervalTrigger(
-                    minutes=self.heartbeat_minutes, timezone=UTC), id="heartbeat")
+                self._guard("heartbeat", self.agent.heartbeat),
+                IntervalTrigger(minutes=self.heartbeat_minutes, timezone=UTC),
+                id="heartbeat",
+            )
             alive = asyncio.create_task(self._alive_loop(), name="alive")
             self.notifier.ready()
             self.log.info("daemon_ready", jobs=[j for j, _ in self.scheduled])
@@ -142,8 +147,9 @@ class Daemon:
                 self.log.warning("heartbeat_file_failed", error=str(exc))
             await asyncio.sleep(self.alive_every)
 
-    def _guard(self, name: str, fn: Callable[..., Coroutine[Any, Any, object]], *args: Any
-               ) -> Callable[[], Coroutine[Any, Any, None]]:
+    def _guard(
+        self, name: str, fn: Callable[..., Coroutine[Any, Any, object]], *args: Any
+    ) -> Callable[[], Coroutine[Any, Any, None]]:
         """Wrap a job: one action at a time, never after stop, never raising into APScheduler."""
 
         async def job() -> None:
@@ -159,8 +165,9 @@ class Daemon:
                 except asyncio.CancelledError:
                     raise
                 except Exception as exc:
-                    self.log.error("job_failed", job=name, error=str(exc),
-                                   error_type=type(exc).__name__)
+                    self.log.error(
+                        "job_failed", job=name, error=str(exc), error_type=type(exc).__name__
+                    )
                 finally:
                     if task.done():
                         self._in_flight = None
@@ -173,14 +180,24 @@ class Daemon:
         now = self.clock.now()
         for slot in (s for plan in plans for s in plan.slots):
             run_at = max(slot.at, now)
-            self._scheduler.add_job(self._guard(slot.slot_id, self.agent.run_slot, slot),
-                                    DateTrigger(run_date=run_at, timezone=UTC),
-                                    id=slot.slot_id, replace_existing=True)
-        self._scheduler.add_job(self._replan_job, DateTrigger(run_date=next_plan_at, timezone=UTC),
-                                id="plan", replace_existing=True)
-        self.log.info("day_planned", days=[str(p.local_day) for p in plans],
-                      slots=[(s.slot_id, s.at.isoformat()) for p in plans for s in p.slots],
-                      next_plan_at=next_plan_at.isoformat())
+            self._scheduler.add_job(
+                self._guard(slot.slot_id, self.agent.run_slot, slot),
+                DateTrigger(run_date=run_at, timezone=UTC),
+                id=slot.slot_id,
+                replace_existing=True,
+            )
+        self._scheduler.add_job(
+            self._replan_job,
+            DateTrigger(run_date=next_plan_at, timezone=UTC),
+            id="plan",
+            replace_existing=True,
+        )
+        self.log.info(
+            "day_planned",
+            days=[str(p.local_day) for p in plans],
+            slots=[(s.slot_id, s.at.isoformat()) for p in plans for s in p.slots],
+            next_plan_at=next_plan_at.isoformat(),
+        )
 
     async def _replan_job(self) -> None:
         try:
@@ -189,6 +206,9 @@ class Daemon:
             # Never lose the re-plan job: try again in a few minutes.
             self.log.error("plan_failed", error=str(exc))
             assert self._scheduler is not None
-            self._scheduler.add_job(self._replan_job, DateTrigger(
-                run_date=self.clock.now() + timedelta(minutes=5), timezone=UTC),
-                id="plan", replace_existing=True)
+            self._scheduler.add_job(
+                self._replan_job,
+                DateTrigger(run_date=self.clock.now() + timedelta(minutes=5), timezone=UTC),
+                id="plan",
+                replace_existing=True,
+            )

@@ -54,16 +54,22 @@ class SimulationResult:
                 lines.append(
                     f"  {day}  posts {d.posts}/{d.planned_posts}  likes {d.likes}  "
                     f"comments {d.comments}  replies {d.replies}  follows {d.follows}  "
-                    f"sessions {d.sessions}" + (f"  post failures {d.post_failures}"
-                                                if d.post_failures else ""))
+                    f"sessions {d.sessions}"
+                    + (f"  post failures {d.post_failures}" if d.post_failures else "")
+                )
         return lines
 
 
 class Simulation:
     """Runs agents from ``start`` for ``days`` days of simulated time."""
 
-    def __init__(self, agents: list[Agent], clock: SimulatedClock, *,
-                 on_advance: Callable[[datetime], None] | None = None) -> None:
+    def __init__(
+        self,
+        agents: list[Agent],
+        clock: SimulatedClock,
+        *,
+        on_advance: Callable[[datetime], None] | None = None,
+    ) -> None:
         self.agents = agents
         self.clock = clock
         self.on_advance = on_advance
@@ -72,8 +78,9 @@ class Simulation:
     async def run(self, days: int) -> SimulationResult:
         start = self.clock.now()
         end = start + timedelta(days=days)
-        result: dict[str, dict[date, PersonaDay]] = {a.persona.name: defaultdict(PersonaDay)
-                                                     for a in self.agents}
+        result: dict[str, dict[date, PersonaDay]] = {
+            a.persona.name: defaultdict(PersonaDay) for a in self.agents
+        }
         counter = itertools.count()
         events: list[tuple[datetime, int, int, str, Slot | None]] = []
         queued: list[set[str]] = [set() for _ in self.agents]
@@ -95,8 +102,10 @@ class Simulation:
                 plans, next_at = await agent.plan_day(self.clock.now())
                 for plan in plans:
                     day = result[name][plan.local_day]
-                    day.planned_posts = max(day.planned_posts, day.posts + sum(
-                        1 for s in plan.slots if s.kind == "post" and s.at < end))
+                    day.planned_posts = max(
+                        day.planned_posts,
+                        day.posts + sum(1 for s in plan.slots if s.kind == "post" and s.at < end),
+                    )
                     for s in plan.slots:
                         if s.slot_id not in queued[i]:
                             queued[i].add(s.slot_id)

@@ -12,8 +12,9 @@ from glimpse_agent.logs import configure_logging
 
 def setup_logging(args: argparse.Namespace, level: str = "info") -> None:
     fmt = getattr(args, "log_format", "auto")
-    configure_logging(getattr(args, "log_level", None) or level,
-                      json=None if fmt == "auto" else fmt == "json")
+    configure_logging(
+        getattr(args, "log_level", None) or level, json=None if fmt == "auto" else fmt == "json"
+    )
 
 
 def load(args: argparse.Namespace) -> LoadedAgent:

@@ -14,9 +14,12 @@ async def main(args: argparse.Namespace) -> int:
         await runtime.agent.startup()
         outcome = await (runtime.agent.post() if args.post else runtime.agent.engage())
     if outcome.kind == "post":
-        print(f"post: {'ok' if outcome.ok else 'failed'}"
-              + (f" ({outcome.post_id})" if outcome.post_id else "")
-              + (f" - {outcome.detail}" if outcome.detail else ""), file=sys.stdout)
+        print(
+            f"post: {'ok' if outcome.ok else 'failed'}"
+            + (f" ({outcome.post_id})" if outcome.post_id else "")
+            + (f" - {outcome.detail}" if outcome.detail else ""),
+            file=sys.stdout,
+        )
     else:
         print("engage: " + ", ".join(f"{k} {v}" for k, v in outcome.counts.items()))
     return 0 if outcome.ok else 1

@@ -19,23 +19,53 @@ def main(args: argparse.Namespace) -> int:
         left = ledger.remaining_all(now, persona)
         done = ledger.done_slots(local_day.isoformat())
     posted = sum(1 for s in done if "/post/" in s)
-    allowed = max(0, min(persona.posts_per_day, posted + left.get("posts", 0),
-                         posted + left.get("generation", 0)))
-    plan = plan_day(persona, local_day, posts_allowed=allowed,
-                    jitter_minutes=config.daemon.jitter_minutes, done_slot_ids=frozenset(),
-                    now=None)
+    allowed = max(
+        0,
+        min(
+            persona.posts_per_day, posted + left.get("posts", 0), posted + left.get("generation", 0)
+        ),
+    )
+    plan = plan_day(
+        persona,
+        local_day,
+        posts_allowed=allowed,
+        jitter_minutes=config.daemon.jitter_minutes,
+        done_slot_ids=frozenset(),
+        now=None,
+    )
     start, end = active_window(persona, local_day)
-    rows = [{"slot": s.slot_id, "kind": s.kind, "local": s.at.astimezone(zone).isoformat(),
-             "done": s.slot_id in done, "past": s.at < now} for s in plan.slots]
+    rows = [
+        {
+            "slot": s.slot_id,
+            "kind": s.kind,
+            "local": s.at.astimezone(zone).isoformat(),
+            "done": s.slot_id in done,
+            "past": s.at < now,
+        }
+        for s in plan.slots
+    ]
     if args.json:
-        print(json.dumps({"persona": persona.name, "local_day": local_day.isoformat(),
-                          "timezone": persona.timezone,
-                          "active": [start.astimezone(zone).isoformat(),
-                                     end.astimezone(zone).isoformat()],
-                          "slots": rows, "left": left}, indent=2))
+        print(
+            json.dumps(
+                {
+                    "persona": persona.name,
+                    "local_day": local_day.isoformat(),
+                    "timezone": persona.timezone,
+                    "active": [
+                        start.astimezone(zone).isoformat(),
+                        end.astimezone(zone).isoformat(),
+                    ],
+                    "slots": rows,
+                    "left": left,
+                },
+                indent=2,
+            )
+        )
         return 0
-    print(f"{persona.display_name} ({persona.name}) — {local_day} in {persona.timezone}, "
-          f"active {start.astimezone(zone):%H:%M}–{end.astimezone(zone):%H:%M}")
+    print(
+        f"{persona.display_name} ({persona.name}) — {local_day} in {persona.timezone}, "
+        f"active {start.astimezone(zone):%H:%M}-{end.astimezone(zone):%H:%M}"
+    )
     for r in rows:
         state = "done" if r["done"] else ("missed" if r["past"] else "planned")
         print(f"  {str(r['local'])[11:16]}  {r['kind']:<6}  {state:<8} {r['slot']}")

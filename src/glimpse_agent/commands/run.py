@@ -14,7 +14,8 @@ async def main(args: argparse.Namespace) -> int:
     daemon_cfg = loaded.config.daemon
     async with await open_runtime(loaded, clock=clock, dry_run=args.dry_run) as runtime:
         daemon = Daemon(
-            runtime.agent, clock=clock,
+            runtime.agent,
+            clock=clock,
             heartbeat_file=loaded.config.state_dir / "heartbeat",
             heartbeat_minutes=daemon_cfg.heartbeat_minutes,
             misfire_grace_minutes=daemon_cfg.misfire_grace_minutes,

@@ -18,14 +18,18 @@ def main(args: argparse.Namespace) -> int:
         view: dict[str, Any] = ledger.status_view(now, persona)
         plan = ledger.load_plan(now.astimezone(persona.zone).date().isoformat())
         done = set(ledger.done_slots(now.astimezone(persona.zone).date().isoformat()))
-    upcoming = [s for s in (plan or {}).get("slots", [])
-                if s["slot_id"] not in done and s["at"] >= now.isoformat()]
+    upcoming = [
+        s
+        for s in (plan or {}).get("slots", [])
+        if s["slot_id"] not in done and s["at"] >= now.isoformat()
+    ]
     view["next_action"] = upcoming[0] if upcoming else None
     view["persona"] = persona.name
     if args.json:
         print(json.dumps(view, indent=2, default=str))
         return 0
-    print(f"{persona.display_name} ({persona.name}) at {now.astimezone(persona.zone):%Y-%m-%d %H:%M %Z}")
+    local = now.astimezone(persona.zone)
+    print(f"{persona.display_name} ({persona.name}) at {local:%Y-%m-%d %H:%M %Z}")
     for key, value in view.items():
         if key == "persona":
             continue

@@ -40,8 +40,9 @@ class SandboxStack:
         self.clock = SimulatedClock(start)
         self.world = GlimpseWorld(self.clock, seed=seed, population=population)
         self.langflow = LangflowState(api_key=LANGFLOW_KEY)
-        self.langflow.add_flow(endpoint_name=CAPTION_FLOW,
-                               template="{topic}, as {voice} would say it. {hashtags}")
+        self.langflow.add_flow(
+            endpoint_name=CAPTION_FLOW, template="{topic}, as {voice} would say it. {hashtags}"
+        )
         self.chat = ChatState(api_key=CHAT_KEY)
         self.images = OpenAIImagesState()
         openai_app = Starlette(routes=[*chat_routes(self.chat), *image_routes(self.images)])
@@ -81,27 +82,48 @@ class SandboxStack:
     def __enter__(self) -> SandboxStack:
         return self.start()
 
-    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
-                 tb: TracebackType | None) -> None:
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
         self.stop()
 
     def image_sections(self) -> dict[str, dict[str, Any]]:
         """``[images.*]`` sections pointing at the emulators (for every backend)."""
         return {
-            "glif": {"token": glif_app.TOKEN, "glif_id": "glif-schnell",
-                     "base_url": self.url("glif"), "api_url": self.url("glif") + "/api"},
-            "viewcomfy": {"url": self.url("viewcomfy"), "client_id": viewcomfy_app.CLIENT_ID,
-                          "client_secret": viewcomfy_app.CLIENT_SECRET, "logs": True},
+            "glif": {
+                "token": glif_app.TOKEN,
+                "glif_id": "glif-schnell",
+                "base_url": self.url("glif"),
+                "api_url": self.url("glif") + "/api",
+            },
+            "viewcomfy": {
+                "url": self.url("viewcomfy"),
+                "client_id": viewcomfy_app.CLIENT_ID,
+                "client_secret": viewcomfy_app.CLIENT_SECRET,
+                "logs": True,
+            },
             "glimpse": {"provider": "huggingface", "api_key": hf_app.TOKEN, "mode": "stored"},
-            "huggingface": {"token": hf_app.TOKEN,
-                            "base_url": f"{self.url('huggingface')}/models/{hf_app.MODEL}"},
+            "huggingface": {
+                "token": hf_app.TOKEN,
+                "base_url": f"{self.url('huggingface')}/models/{hf_app.MODEL}",
+            },
             "openai": {"api_key": openai_images.API_KEY, "base_url": self.url("openai") + "/v1"},
             "local": {"width": 384, "height": 384},
         }
 
-    def agent_toml(self, persona: Path, state_dir: Path, *, api_key: str,
-                   images: list[str] | None = None, captions: list[str] | None = None,
-                   llm: bool = True) -> dict[str, Any]:
+    def agent_toml(
+        self,
+        persona: Path,
+        state_dir: Path,
+        *,
+        api_key: str,
+        images: list[str] | None = None,
+        captions: list[str] | None = None,
+        llm: bool = True,
+    ) -> dict[str, Any]:
         """An ``agent.toml`` (as a dict) for one persona against this stack."""
         images = images or ["local"]
         sections = self.image_sections()
@@ -112,17 +134,27 @@ class SandboxStack:
             "images": {"order": images, **{n: sections[n] for n in images}},
             "captions": {
                 "order": captions or ["langflow", "llm", "template"],
-                "langflow": {"base_url": self.url("langflow"), "flow": CAPTION_FLOW,
-                             "api_key": LANGFLOW_KEY, "timeout": 10,
-                             "tweak_map": {"Prompt-capPr.voice": "persona.voice",
-                                           "Prompt-capPr.topic": "post.topic",
-                                           "Prompt-capPr.hashtags": "post.hashtags"}},
+                "langflow": {
+                    "base_url": self.url("langflow"),
+                    "flow": CAPTION_FLOW,
+                    "api_key": LANGFLOW_KEY,
+                    "timeout": 10,
+                    "tweak_map": {
+                        "Prompt-capPr.voice": "persona.voice",
+                        "Prompt-capPr.topic": "post.topic",
+                        "Prompt-capPr.hashtags": "post.hashtags",
+                    },
+                },
             },
             "daemon": {"jitter_minutes": 20},
         }
         if llm:
-            raw["llm"] = {"base_url": self.url("openai") + "/v1", "api_key": CHAT_KEY,
-                          "model": "sandbox-chat", "timeout": 10}
+            raw["llm"] = {
+                "base_url": self.url("openai") + "/v1",
+                "api_key": CHAT_KEY,
+                "model": "sandbox-chat",
+                "timeout": 10,
+            }
         return raw
 
     async def register(self, name: str, email: str) -> str:

@@ -1,0 +1,137 @@
+"""The daemon loop: due slots run once, actions never overlap, a stop lets the action in flight
+finish (up to the stop timeout), and a failing job never kills the loop."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+
+from glimpse_agent.clock import SystemClock
+from glimpse_agent.planner import DayPlan, Slot
+from glimpse_agent.scheduler import Daemon
+
+
+class ScriptedAgent:
+    """Our own Schedulable: slots due now or soon, each taking ``work`` seconds."""
+
+    def __init__(self, slots: list[Slot], *, work: float = 0.0, fail: bool = False) -> None:
+        self.slots = slots
+        self.work = work
+        self.fail = fail
+        self.ran: list[str] = []
+        self.finished: list[str] = []
+        self.running = 0
+        self.max_running = 0
+        self.started = asyncio.Event()
+
+    async def startup(self) -> None:
+        return None
+
+    async def plan_day(self, now: datetime) -> tuple[list[DayPlan], datetime]:
+        return [DayPlan(date.today(), tuple(self.slots))], now + timedelta(hours=6)
+
+    async def run_slot(self, slot: Slot) -> object:
+        self.ran.append(slot.slot_id)
+        self.running += 1
+        self.max_running = max(self.max_running, self.running)
+        self.started.set()
+        try:
+            await asyncio.sleep(self.work)
+            if self.fail:
+                raise RuntimeError("boom")
+            self.finished.append(slot.slot_id)
+        finally:
+            self.running -= 1
+        return None
+
+    async def heartbeat(self) -> None:
+        return None
+
+
+def _daemon(agent: ScriptedAgent, tmp: Path, *, stop_timeout: float = 5.0) -> Daemon:
+    return Daemon(
+        agent,
+        clock=SystemClock(),
+        heartbeat_file=tmp / "heartbeat",
+        stop_timeout_seconds=stop_timeout,
+        alive_every_seconds=0.05,
+    )
+
+
+def _slots(*offsets: float, kind: str = "engage") -> list[Slot]:
+    now = datetime.now(UTC)
+    return [
+        Slot(f"d/{kind}/{i}", kind, now + timedelta(seconds=o))  # type: ignore[arg-type]
+        for i, o in enumerate(offsets, 1)
+    ]
+
+
+async def test_due_slots_run_once_and_never_overlap(tmp_path: Path) -> None:
+    """Two slots due at the same moment both run, one after the other, once each."""
+    agent = ScriptedAgent(_slots(0.05, 0.05), work=0.1)
+    daemon = _daemon(agent, tmp_path)
+    task = asyncio.create_task(daemon.run())
+    for _ in range(100):
+        if len(agent.finished) == 2:
+            break
+        await asyncio.sleep(0.02)
+    daemon.request_stop()
+    assert await task == 0
+    assert sorted(agent.finished) == ["d/engage/1", "d/engage/2"]
+    assert agent.max_running == 1
+    assert (tmp_path / "heartbeat").is_file()
+
+
+async def test_stop_lets_the_action_in_flight_finish(tmp_path: Path) -> None:
+    """A stop request during an action waits for it to complete instead of cutting it."""
+    agent = ScriptedAgent(_slots(0.0), work=0.5)
+    daemon = _daemon(agent, tmp_path)
+    task = asyncio.create_task(daemon.run())
+    await asyncio.wait_for(agent.started.wait(), 5)
+    daemon.request_stop()
+    assert await task == 0
+    assert agent.finished == ["d/engage/1"]
+
+
+async def test_stop_timeout_cancels_a_stuck_action(tmp_path: Path) -> None:
+    """An action that outlives the stop timeout is cancelled so the process still exits."""
+    agent = ScriptedAgent(_slots(0.0), work=30)
+    daemon = _daemon(agent, tmp_path, stop_timeout=0.3)
+    task = asyncio.create_task(daemon.run())
+    await asyncio.wait_for(agent.started.wait(), 5)
+    loop = asyncio.get_running_loop()
+    t0 = loop.time()
+    daemon.request_stop()
+    assert await asyncio.wait_for(task, 5) == 0
+    assert loop.time() - t0 < 2
+    assert agent.finished == []
+
+
+async def test_a_failing_job_does_not_stop_the_daemon(tmp_path: Path) -> None:
+    """A job that raises is logged; later jobs still run."""
+    agent = ScriptedAgent(_slots(0.0, 0.2), fail=True)
+    daemon = _daemon(agent, tmp_path)
+    task = asyncio.create_task(daemon.run())
+    for _ in range(100):
+        if len(agent.ran) == 2:
+            break
+        await asyncio.sleep(0.02)
+    daemon.request_stop()
+    assert await task == 0
+    assert agent.ran == ["d/engage/1", "d/engage/2"]
+
+
+async def test_scheduled_jobs_include_slots_replan_and_heartbeat(tmp_path: Path) -> None:
+    """Future slots, the next re-plan and the heartbeat are all scheduled after start."""
+    agent = ScriptedAgent(_slots(3600, kind="post"))
+    daemon = _daemon(agent, tmp_path)
+    task = asyncio.create_task(daemon.run())
+    for _ in range(100):
+        if daemon.scheduled:
+            break
+        await asyncio.sleep(0.02)
+    ids = [job for job, _ in daemon.scheduled]
+    daemon.request_stop()
+    assert await task == 0
+    assert {"d/post/1", "plan", "heartbeat"} <= set(ids)
