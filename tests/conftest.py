@@ -1,8 +1,10 @@
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterator
 
 import pytest
+import structlog
 
 from glimpse_agent.redaction import forget_all_secrets
 
@@ -13,3 +15,17 @@ def _fresh_secret_registry() -> Iterator[None]:
     forget_all_secrets()
     yield
     forget_all_secrets()
+
+
+@pytest.fixture(autouse=True)
+def _fresh_logging() -> Iterator[None]:
+    """CLI tests configure logging onto pytest's capture stream, which closes after the test:
+    put structlog and the root logger back so later tests never write to a closed stream."""
+    yield
+    structlog.reset_defaults()
+    root = logging.getLogger()
+    for handler in list(root.handlers):
+        if getattr(handler, "stream", None) is not None and not isinstance(
+            handler, logging.NullHandler
+        ):
+            root.removeHandler(handler)

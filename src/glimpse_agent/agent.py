@@ -114,8 +114,10 @@ class Agent:
         settled = await self.reconcile()
         self.log.info("agent_started", agent_id=me.id, reconciled=settled, dry_run=self.dry_run)
 
-    async def reconcile(self) -> int:
-        """Settle every unsettled intent against Glimpse. Returns how many were settled."""
+    async def reconcile(self, *, abandon_missing: bool = True) -> int:
+        """Settle every unsettled intent against Glimpse. Returns how many were settled.
+        ``abandon_missing=False`` keeps the intent of a post not (yet) on Glimpse open: right
+        after a timeout the request may still be in flight, so only a later start may give up."""
         intents = await self.ledger.unsettled_intents()
         if not intents:
             return 0
@@ -138,6 +140,8 @@ class Agent:
                     self.log.warning(
                         "reconciled_post_found", intent=intent.intent_id, post_id=match.id
                     )
+                elif not abandon_missing:
+                    self.log.warning("reconcile_post_pending", intent=intent.intent_id)
                 else:
                     await self.ledger.abandon_intent(intent.intent_id, "not found on Glimpse")
                     self.log.warning("reconciled_post_absent", intent=intent.intent_id)
@@ -345,7 +349,7 @@ class Agent:
 
     async def _reconcile_soon(self) -> None:
         try:
-            await self.reconcile()
+            await self.reconcile(abandon_missing=False)
         except GlimpseAgentError as exc:
             self.log.warning("reconcile_deferred", error=str(exc))
 
@@ -469,6 +473,9 @@ class Agent:
         now = self.clock.now()
         kind, bucket, target = _kind_of(decision), _bucket_of(decision), _target_of(decision)
         counterpart = getattr(decision, "author_id", None)
+        # The previous call's X-RateLimit-* headers first: mid-session, the server may know
+        # that less is left than we think.
+        await self._flush_limits()
         if (await self.budgets(now)).get(bucket, 0) <= 0:
             return False
         # engaged_ids() covers two weeks; has_engaged covers sixty days.

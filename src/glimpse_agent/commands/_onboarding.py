@@ -1,28 +1,58 @@
-"""Shared by `register` and `verify`: where the Glimpse URL and the stored key live."""
+"""Shared by `register` and `verify`: where the Glimpse URL and the stored key live, how the key
+is written (0600 in a 0700 directory, never printed), and how Glimpse's refusals read."""
 
 from __future__ import annotations
 
 import argparse
+import contextlib
+import math
 import os
+import sys
+import tomllib
 from dataclasses import dataclass
 from pathlib import Path
 
 from glimpse_agent.commands._common import setup_logging
-from glimpse_agent.config import DEFAULT_GLIMPSE_URL, KEY_FILE_NAME, load_config
+from glimpse_agent.config import (
+    DEFAULT_GLIMPSE_URL,
+    KEY_FILE_NAME,
+    AgentConfig,
+    load_config,
+    parse_config,
+)
+from glimpse_agent.errors import (
+    ConfigError,
+    Conflict,
+    NotVerified,
+    RateLimited,
+    Rejected,
+    ServiceError,
+    StateError,
+    Unauthorized,
+    Unavailable,
+)
 from glimpse_agent.redaction import register_secret
+
+FILE_MODE = 0o600
+DIR_MODE = 0o700
 
 
 @dataclass(frozen=True)
 class Target:
+    """Where onboarding talks to and writes to. ``configured_key`` is the config's
+    ``glimpse.api_key`` (which wins over the stored file whenever both exist)."""
+
     base_url: str
     state_dir: Path
     configured_key: str | None
+    config: str | None = None
 
     @property
     def key_file(self) -> Path:
         return self.state_dir / KEY_FILE_NAME
 
     def stored_key(self) -> str | None:
+        """The key the agent would use: the configured one, else the file `register` wrote."""
         if self.configured_key:
             return self.configured_key
         try:
@@ -32,30 +62,149 @@ class Target:
         register_secret(key)
         return key or None
 
+    @property
+    def key_source(self) -> str:
+        return "glimpse.api_key in the config" if self.configured_key else str(self.key_file)
+
+    def command(self, verb: str) -> str:
+        """How to run ``verb`` against the same target, for "next:" hints."""
+        if self.config:
+            return f"glimpse-agent {verb} -c {self.config}"
+        return f"glimpse-agent {verb} --base-url {self.base_url} --state-dir {self.state_dir}"
+
+
+def _load(path: Path) -> AgentConfig:
+    """The config; a ``glimpse.api_key`` naming an unset variable (``"${GLIMPSE_API_KEY}"`` in
+    the example, before there is a key to put there) is left out rather than refused."""
+    try:
+        return load_config(path)
+    except ConfigError as exc:
+        if not exc.problems or any(p.key != "glimpse.api_key" for p in exc.problems):
+            raise
+        try:
+            raw = tomllib.loads(path.read_text(encoding="utf-8"))
+            del raw["glimpse"]["api_key"]
+        except (OSError, ValueError, KeyError, TypeError):
+            raise exc from None
+        print(
+            f"glimpse-agent: note: ignoring glimpse.api_key in {path} ("
+            + "; ".join(p.message for p in exc.problems)
+            + "): remove it to use the stored key",
+            file=sys.stderr,
+        )
+        return parse_config(raw, source=path)
+
 
 def target(args: argparse.Namespace) -> Target:
+    """From ``-c`` (if given), overridden by ``--base-url`` / ``--state-dir``."""
     setup_logging(args)
     base_url, state_dir, key = DEFAULT_GLIMPSE_URL, Path("state"), None
     if args.config:
-        config = load_config(args.config)
+        config = _load(Path(args.config))
         base_url, state_dir = config.glimpse.base_url, config.state_dir
         key = config.glimpse.api_key.get_secret_value() if config.glimpse.api_key else None
     if args.base_url:
         base_url = args.base_url
     if args.state_dir:
-        state_dir = Path(args.state_dir)
-    return Target(base_url.rstrip("/"), state_dir, key)
+        state_dir = Path(args.state_dir).expanduser()
+    return Target(base_url.rstrip("/"), state_dir.absolute(), key, args.config)
 
 
-def store_key(path: Path, key: str) -> None:
-    """Write the key readable by its owner only (0600), atomically, in a 0700 directory."""
-    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-    tmp = path.with_name(path.name + ".tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+def fail(message: str) -> int:
+    """Print ``message`` as the command's error and return exit code 1."""
+    print(f"glimpse-agent: {message}", file=sys.stderr)
+    return 1
+
+
+# --------------------------------------------------------------------------- the key file
+
+
+def _secure_dir(directory: Path) -> None:
+    """Create ``directory`` 0700, or tighten it to 0700 when it is ours and more open."""
     try:
-        os.write(fd, (key + "\n").encode("utf-8"))
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-    os.chmod(tmp, 0o600)
-    os.replace(tmp, path)
+        directory.mkdir(mode=DIR_MODE, parents=True, exist_ok=True)
+        info = directory.stat()
+        if info.st_uid == os.getuid() and info.st_mode & 0o077:
+            directory.chmod(DIR_MODE)
+    except OSError as exc:
+        raise StateError(f"cannot use {directory} for the key: {exc.strerror or exc}") from None
+
+
+class KeyWriter:
+    """Writes the key to ``path`` atomically, 0600, never through a symlink.
+
+    ``open()`` runs *before* registering, so an unwritable state directory fails before
+    Glimpse issues a key that would then be lost (it is shown only once)."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.tmp = path.with_name(f".{path.name}.tmp")
+        self._fd: int | None = None
+
+    def open(self) -> KeyWriter:
+        _secure_dir(self.path.parent)
+        with contextlib.suppress(FileNotFoundError):
+            self.tmp.unlink()  # a leftover from a crash: never reuse its permissions
+        flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0)
+        try:
+            self._fd = os.open(self.tmp, flags, FILE_MODE)
+            os.fchmod(self._fd, FILE_MODE)  # whatever the umask
+        except OSError as exc:
+            raise StateError(
+                f"cannot write the key in {self.path.parent}: {exc.strerror or exc}"
+            ) from None
+        return self
+
+    def commit(self, key: str) -> None:
+        """Write ``key`` and move it into place; on return it is on disk."""
+        assert self._fd is not None, "open() first"
+        fd, self._fd = self._fd, None
+        try:
+            os.write(fd, (key + "\n").encode("utf-8"))
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        os.replace(self.tmp, self.path)
+        dir_fd = os.open(self.path.parent, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
+        try:
+            os.fsync(dir_fd)
+        finally:
+            os.close(dir_fd)
+
+    def discard(self) -> None:
+        if self._fd is not None:
+            os.close(self._fd)
+            self._fd = None
+        with contextlib.suppress(FileNotFoundError):
+            self.tmp.unlink()
+
+
+# --------------------------------------------------------------------------- messages
+
+
+def wait_text(seconds: float | None) -> str:
+    """``"in 42 s"`` / ``"in 12 min"`` / ``"later"``."""
+    if seconds is None:
+        return "later"
+    if seconds < 90:
+        return f"in {max(1, math.ceil(seconds))} s"
+    if seconds < 5400:
+        return f"in {math.ceil(seconds / 60)} min"
+    return f"in {seconds / 3600:.1f} h"
+
+
+def explain(exc: ServiceError, *, action: str) -> str:
+    """One line on why Glimpse refused ``action``, from our error (already free of secrets)."""
+    detail = exc.message
+    if isinstance(exc, RateLimited):
+        when = wait_text(exc.retry_after)
+        return f"{action} is rate limited by Glimpse; try again {when} ({detail})"
+    if isinstance(exc, NotVerified):
+        return f"{action} failed: the key is not verified yet ({detail})"
+    if isinstance(exc, Unauthorized):
+        return f"{action} failed: Glimpse refused the key ({detail})"
+    if isinstance(exc, Unavailable):
+        return f"{action} failed: Glimpse did not answer; try again later ({detail})"
+    if isinstance(exc, Conflict | Rejected):
+        return f"{action} refused by Glimpse: {detail}"
+    return f"{action} failed: {detail}"

@@ -8,6 +8,7 @@ or refused twice, Glimpse's prompt optimiser (if given) and then the templates a
 
 from __future__ import annotations
 
+import asyncio
 import itertools
 import secrets as _random
 import zlib
@@ -19,7 +20,7 @@ import httpx
 from pydantic import BaseModel, SecretStr
 
 from glimpse_agent.config import AgentConfig
-from glimpse_agent.errors import ConfigError, Problem, ServiceError
+from glimpse_agent.errors import ConfigError, Problem, ServiceError, Unavailable
 from glimpse_agent.logs import get_logger
 from glimpse_agent.persona import Persona
 from glimpse_agent.writing.base import Caption, CaptionRequest, CaptionSource, GlimpseHelpers
@@ -171,6 +172,35 @@ class Writing:
         return await produce_safe(
             generate, lambda t: self.safety.check(t, kind, source=source), log=self.log, action=kind
         )
+
+    # ------------------------------------------------------------------ check
+
+    async def check(self, seconds_each: float = 60.0) -> dict[str, Exception | None]:
+        """Each caption source (in ``captions.order``), then the LLM when it is configured but
+        not a caption source (it still writes prompts and comments): None if usable, else the
+        error its check raised. Sources without a check of their own (templates; Glimpse's
+        suggestions, which ride on the Glimpse key) are None. Checks run concurrently, each
+        within ``seconds_each``."""
+        probes: dict[str, Callable[[], Awaitable[None]] | None] = {
+            source.name: getattr(source, "check", None) for source in self.chain.sources
+        }
+        if self.llm is not None:
+            probes.setdefault("llm", self.llm.check)
+
+        async def run(name: str, probe: Callable[[], Awaitable[None]] | None) -> Exception | None:
+            if probe is None:
+                return None
+            try:
+                async with asyncio.timeout(seconds_each):
+                    await probe()
+            except TimeoutError:
+                return Unavailable(f"no answer within {seconds_each:g} s", service=name)
+            except Exception as exc:
+                return exc
+            return None
+
+        outcomes = await asyncio.gather(*(run(n, p) for n, p in probes.items()))
+        return dict(zip(probes, outcomes, strict=True))
 
     # ------------------------------------------------------------------ lifecycle
 

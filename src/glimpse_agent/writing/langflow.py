@@ -56,6 +56,14 @@ POST_PATHS = ("topic", "image_prompt", "hashtags", "caption_examples", "image_ur
 # Fields Langflow refuses to tweak (422): caught at start-up rather than on every post.
 PROTECTED_FIELDS = frozenset({"code"})
 _JOIN = {"hashtags": " ", "topics": ", "}
+# What ``check`` sends: refused by Langflow's input validation before the graph is built.
+PROBE_BODY: dict[str, Any] = {
+    "input_value": "glimpse-agent check",
+    "input_type": "chat",
+    "output_type": "any",
+    "session_id": "glimpse-agent-check",
+    "tweaks": {"ChatInput-glimpseagentcheck": {"input_value": "glimpse-agent check"}},
+}
 
 
 def tweak_map_problems(section: LangflowSection) -> list[tuple[str, str]]:
@@ -313,6 +321,39 @@ class LangflowCaptioner:
         else:
             error = BadResponse(message, service=SERVICE, status=status)
         raise error
+
+    # ------------------------------------------------------------------ check
+
+    async def check(self) -> None:
+        """Return if Langflow answers, accepts our key and knows the flow; else raise.
+
+        Self-hosted servers get ``GET /health`` first. Then a run that Langflow refuses with
+        400 *before* it builds the graph (the request's ``input_value`` repeated in a Chat Input
+        tweak): the flow lookup (404) and the auth (401/403) come before that refusal, so the
+        400 proves both and nothing runs, no model is called. A server without that validation
+        runs the flow once and answers 200: fine too."""
+        timeout = httpx.Timeout(self.section.timeout, connect=min(CONNECT_TIMEOUT, 5.0))
+        try:
+            if not self.section.langflow_id:
+                health = await self.http.get(
+                    f"{self.section.base_url.rstrip('/')}/health", timeout=timeout
+                )
+                if health.status_code >= 500:
+                    self._raise_for_status(health)
+            response = await self.http.post(
+                self.run_url, json=PROBE_BODY, headers=self.headers(), timeout=timeout
+            )
+        except httpx.TimeoutException:
+            raise Unavailable(
+                f"no answer within {self.section.timeout:g} s", service=SERVICE
+            ) from None
+        except httpx.HTTPError as exc:
+            raise Unavailable(
+                f"cannot reach {self.section.base_url}: {type(exc).__name__}", service=SERVICE
+            ) from None
+        if response.status_code == 400 and "cannot pass a tweak" in response.text:
+            return
+        self._raise_for_status(response)
 
     # ------------------------------------------------------------------ image upload
 

@@ -134,6 +134,40 @@ class LLMWriter:
             raise BadResponse(f"empty answer (finish_reason={finish})", service=SERVICE)
         return prompts.clean_output(content)
 
+    async def check(self) -> None:
+        """Return if the server accepts the key and offers the model; else raise.
+
+        ``GET /models`` costs nothing. A server without it (404/405) gets a one-token chat
+        instead. Ollama's ``name:latest`` counts as ``name``."""
+        import openai
+
+        try:
+            async with asyncio.timeout(self.section.timeout * 1.5):
+                try:
+                    page = await self._client.models.list()
+                except openai.APIStatusError as exc:
+                    if exc.status_code not in (404, 405):
+                        raise
+                    await self._client.chat.completions.create(
+                        model=self.section.model,
+                        messages=[{"role": "user", "content": "Say OK."}],
+                        max_tokens=1,
+                    )
+                    return
+        except TimeoutError:
+            raise Unavailable("timed out", service=SERVICE) from None
+        except openai.OpenAIError as exc:
+            raise translate(exc) from None
+        offered = [str(getattr(m, "id", "")) for m in getattr(page, "data", None) or []]
+        wanted = self.section.model
+        if offered and not any(m in (wanted, f"{wanted}:latest") for m in offered):
+            shown = ", ".join(sorted(offered)[:8]) + (", ..." if len(offered) > 8 else "")
+            raise Rejected(
+                f"model {wanted!r} is not among the {len(offered)} the server offers ({shown}); "
+                "check llm.model",
+                service=SERVICE,
+            )
+
     async def image_prompt(
         self, topic: str, angle: str | None, recent: list[str], attempt: int = 0
     ) -> str:

@@ -1,0 +1,581 @@
+"""End to end: the agent (``runtime.open_runtime``) against every emulator of the sandbox, over
+real HTTP on loopback, with one simulated clock.
+
+One ``SandboxStack`` serves the whole module. Each test gets fresh agents and state dirs, and
+starts at 10:00 UTC (11:00 in Paris, aurora's active hours) of a day no other test used, so
+daily quotas and the test order never interfere.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+import tomllib
+from collections.abc import AsyncIterator, Callable, Iterator
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, timedelta
+from datetime import time as dtime
+from itertools import count
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import pytest
+from structlog.testing import capture_logs
+
+from glimpse_agent import agent as agent_module
+from glimpse_agent import cli
+from glimpse_agent.clock import utc
+from glimpse_agent.config import LoadedAgent, load_persona, parse_config
+from glimpse_agent.glimpse import GlimpseClient
+from glimpse_agent.ledger import Ledger
+from glimpse_agent.persona import Persona
+from glimpse_agent.planner import DayPlan, Slot
+from glimpse_agent.runtime import Runtime, open_runtime
+from glimpse_agent.sandbox.glimpse_world import HOSTILE_TEXTS
+from glimpse_agent.sandbox.openai_chat import obedient_responder, plausible_responder
+from glimpse_agent.sandbox.stack import CHAT_KEY, LANGFLOW_KEY, SandboxStack
+
+PERSONA_PATH = Path(__file__).resolve().parents[1] / "personas" / "aurora.toml"
+START = utc(2026, 3, 4, 10)
+LIKE_ROUTE = "POST /posts/{post_id}/like"
+COMMENT_ROUTE = "POST /posts/{post_id}/comment"
+FOLLOW_ROUTE = "POST /agents/{agent_id}/follow"
+CREATE_POST_ROUTE = "POST /posts"
+#: Writes an agent can make on Glimpse (the read-only helpers /captions/suggest and
+#: /prompts/optimize are POSTs but change nothing).
+WRITE_ROUTES = frozenset(
+    {
+        CREATE_POST_ROUTE,
+        LIKE_ROUTE,
+        "POST /posts/{post_id}/dislike",
+        "DELETE /posts/{post_id}/reaction",
+        COMMENT_ROUTE,
+        FOLLOW_ROUTE,
+        "DELETE /agents/{agent_id}/follow",
+        "DELETE /posts/{post_id}",
+        "PATCH /agents/me",
+        "PUT /agents/me/settings/image-generation",
+        "DELETE /agents/me/settings/image-generation",
+        "POST /images/generate",
+    }
+)
+_names = count(1)
+
+
+class SimulatedCrash(BaseException):
+    """The process dies here (a BaseException, so no ``except Exception`` can swallow it)."""
+
+
+# ---------------------------------------------------------------------- fixtures and helpers
+
+
+@pytest.fixture(scope="module")
+def stack() -> Iterator[SandboxStack]:
+    with SandboxStack(start=START) as running:
+        try:
+            yield running
+        finally:
+            running.world.faults.release()  # end any hang still holding a server thread
+
+
+@pytest.fixture(scope="module")
+def persona() -> Persona:
+    return load_persona(PERSONA_PATH)
+
+
+@pytest.fixture
+def sandbox(stack: SandboxStack) -> Iterator[SandboxStack]:
+    """The shared stack at 10:00 UTC of a fresh day, with no fault armed and a sane model."""
+    now = stack.clock.now()
+    stack.clock.set(datetime.combine(now.date() + timedelta(days=1), dtime(10), tzinfo=UTC))
+    stack.world.advance_to()  # the crowd's day happens now, before this test's agents exist
+    stack.world.faults.clear()
+    try:
+        yield stack
+    finally:
+        stack.world.faults.clear()
+        stack.chat.responder = plausible_responder
+
+
+@dataclass
+class Booted:
+    """One agent of a test: its config, its id and key on Glimpse, and its open runtime."""
+
+    loaded: LoadedAgent
+    agent_id: str
+    key: str
+    runtime: Runtime
+
+    @property
+    def ledger(self) -> Ledger:
+        return self.runtime.ledger.ledger
+
+
+class Agents:
+    """Makes (and at teardown closes) agents against the stack."""
+
+    def __init__(self, stack: SandboxStack, persona: Persona, root: Path) -> None:
+        self.stack = stack
+        self.persona = persona
+        self.root = root
+        self.runtimes: list[Runtime] = []
+
+    def config(
+        self,
+        *,
+        images: list[str] | None = None,
+        glimpse_timeout: float | None = None,
+    ) -> tuple[LoadedAgent, str, str]:
+        n = next(_names)
+        agent_id, key = self.stack.world.create_agent(f"aurora_e2e_{n}")
+        state = self.root / f"state-{n}"
+        raw = self.stack.agent_toml(PERSONA_PATH, state, api_key=key, images=images or ["local"])
+        if glimpse_timeout is not None:
+            raw["glimpse"]["timeout"] = glimpse_timeout
+        config = parse_config(raw, source=state / "agent.toml")
+        return LoadedAgent(config, self.persona), agent_id, key
+
+    async def open(self, loaded: LoadedAgent, *, dry_run: bool = False) -> Runtime:
+        """``open_runtime`` + ``startup`` (which reconciles), as the daemon does at start."""
+        runtime = await open_runtime(loaded, clock=self.stack.clock, dry_run=dry_run)
+        self.runtimes.append(runtime)
+        await runtime.agent.startup()
+        return runtime
+
+    async def new(
+        self,
+        *,
+        images: list[str] | None = None,
+        glimpse_timeout: float | None = None,
+        dry_run: bool = False,
+    ) -> Booted:
+        loaded, agent_id, key = self.config(images=images, glimpse_timeout=glimpse_timeout)
+        return Booted(loaded, agent_id, key, await self.open(loaded, dry_run=dry_run))
+
+    async def restart(self, booted: Booted) -> Booted:
+        """Close the runtime and open a new one on the same state dir (a process restart)."""
+        await booted.runtime.close()
+        return Booted(booted.loaded, booted.agent_id, booted.key, await self.open(booted.loaded))
+
+    async def aclose(self) -> None:
+        for runtime in reversed(self.runtimes):
+            await runtime.close()  # closing twice is a no-op
+
+
+@pytest.fixture
+async def agents(
+    sandbox: SandboxStack,
+    persona: Persona,
+    tmp_path: Path,
+) -> AsyncIterator[Agents]:
+    made = Agents(sandbox, persona, tmp_path)
+    try:
+        yield made
+    finally:
+        await made.aclose()
+
+
+def utc_day(stack: SandboxStack) -> date:
+    return stack.clock.now().date()
+
+
+def routes(stack: SandboxStack) -> dict[str, int]:
+    return dict(stack.world.stats.requests_by_route)
+
+
+def route_delta(stack: SandboxStack, before: dict[str, int]) -> dict[str, int]:
+    after = routes(stack)
+    return {r: n - before.get(r, 0) for r, n in after.items() if n != before.get(r, 0)}
+
+
+def today_plan(plans: list[DayPlan], persona: Persona, now: datetime) -> DayPlan:
+    local_day = now.astimezone(ZoneInfo(persona.timezone)).date()
+    return next(p for p in plans if p.local_day == local_day)
+
+
+def new_follower(stack: SandboxStack, agent_id: str) -> str:
+    """A crowd member that does not follow ``agent_id`` yet."""
+    followers = set(stack.world.followers_of(agent_id))
+    return next(npc for npc in stack.world.npc_ids if npc not in followers)
+
+
+def relevant_posts(stack: SandboxStack, n: int) -> list[str]:
+    """``n`` posts by crowd members that aurora will want to like (her topics and tags)."""
+    npcs = stack.world.npc_ids
+    captions = (
+        "Storm clouds at golden hour over the rooftops #skies #aiart #impressionism",
+        "Fog over the Seine before sunrise #skies #impressionism",
+        "Impossible rainbows after the rain, loose oil paint #aiart #skies",
+    )
+    return [stack.world.post_as(npcs[i % len(npcs)], captions[i % len(captions)]) for i in range(n)]
+
+
+def toml_text(raw: dict[str, Any]) -> str:
+    """``raw`` as TOML (top-level keys; nested tables inline). Enough for an agent.toml."""
+
+    def value(v: Any) -> str:
+        if isinstance(v, bool):
+            return "true" if v else "false"
+        if isinstance(v, int | float):
+            return repr(v)
+        if isinstance(v, str):
+            return json.dumps(v)  # a JSON string is a valid TOML basic string
+        if isinstance(v, list):
+            return "[" + ", ".join(value(x) for x in v) + "]"
+        if isinstance(v, dict):
+            return "{" + ", ".join(f"{json.dumps(k)} = {value(x)}" for k, x in v.items()) + "}"
+        raise TypeError(f"no TOML for {type(v).__name__}")
+
+    return "".join(f"{json.dumps(k)} = {value(v)}\n" for k, v in raw.items())
+
+
+async def wait_until(condition: Callable[[], bool], seconds: float) -> bool:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if condition():
+            return True
+        await asyncio.sleep(0.05)
+    return bool(condition())
+
+
+# ---------------------------------------------------------------------- posting
+
+
+async def test_post_publishes_one_post_with_langflow_caption(agents: Agents) -> None:
+    """One post() puts one post on Glimpse, captioned by the Langflow flow, counted once."""
+    stack = agents.stack
+    loaded, agent_id, _ = agents.config()
+    with capture_logs() as logs:
+        runtime = await agents.open(loaded)
+        outcome = await runtime.agent.post()
+
+    assert outcome.ok, outcome.detail
+    posts = stack.world.posts_by(agent_id)
+    assert [p.id for p in posts] == [outcome.post_id]
+    caption = posts[0].caption
+    assert f"as {agents.persona.voice} would say it" in caption  # the flow's template
+    assert caption in {run.text for run in stack.langflow.runs}
+    posted = [e for e in logs if e["event"] == "posted"]
+    assert [e["caption_source"] for e in posted] == ["langflow"]
+
+    ledger = runtime.ledger.ledger
+    assert [p.post_id for p in ledger.recent_posts(10)] == [outcome.post_id]
+    assert ledger.recent_posts(1)[0].caption == caption
+    assert ledger.count_on("posts", utc_day(stack)) == 1
+    assert ledger.unsettled_intents() == []
+
+
+@pytest.mark.parametrize(
+    "backend", ["glif", "viewcomfy", "glimpse", "huggingface", "openai", "local"]
+)
+async def test_post_with_each_image_backend(agents: Agents, backend: str) -> None:
+    """Each image backend, alone in images.order, makes the image of one published post."""
+    stack = agents.stack
+    me = await agents.new(images=[backend])
+    outcome = await me.runtime.agent.post()
+
+    assert outcome.ok, outcome.detail
+    posts = stack.world.posts_by(me.agent_id)
+    assert [p.id for p in posts] == [outcome.post_id]
+    assert posts[0].image
+    own = me.ledger.recent_posts(10)
+    assert [(p.post_id, p.backend) for p in own] == [(outcome.post_id, backend)]
+    if backend == "glif":
+        assert "glif.app" in posts[0].caption  # Glif's attribution line
+    day = utc_day(stack)
+    # Only Glimpse's own generator (BYOK) spends Glimpse's generation quota.
+    assert me.ledger.count_on("generation", day) == (1 if backend == "glimpse" else 0)
+    assert me.ledger.count_on("posts", day) == 1
+    assert me.ledger.unsettled_intents() == []
+
+
+def test_cli_once_post_publishes_one_post(
+    stack: SandboxStack, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`glimpse-agent once -c agent.toml --post` exits 0 having published exactly one post."""
+    # `once` runs on the system clock; the emulators keep their simulated one, which is fine
+    # for one ad-hoc post.
+    agent_id, key = stack.world.create_agent(f"aurora_e2e_{next(_names)}")
+    raw = stack.agent_toml(PERSONA_PATH, tmp_path / "state", api_key=key, images=["local"])
+    path = tmp_path / "agent.toml"
+    path.write_text(toml_text(raw), encoding="utf-8")
+    path.chmod(0o600)
+    assert tomllib.loads(path.read_text(encoding="utf-8")) == raw
+    # `once` sets these with setdefault; keep them out of the other tests' environment.
+    monkeypatch.setenv("HF_HOME", str(tmp_path / "hf"))
+    monkeypatch.setenv("HF_HUB_DISABLE_TELEMETRY", "1")
+
+    assert cli.main(["once", "-c", str(path), "--post"]) == 0
+    assert len(stack.world.posts_by(agent_id)) == 1
+
+
+# ---------------------------------------------------------------------- crash safety
+
+
+async def test_crash_between_post_and_settle_is_reconciled_at_restart(
+    agents: Agents, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A crash after Glimpse accepted a post but before the ledger settled it leaves exactly
+    one post: the restart finds it, records and counts it once, and never posts it again."""
+    stack = agents.stack
+    me = await agents.new()
+    plans, _ = await me.runtime.agent.plan_day(stack.clock.now())
+    slot = today_plan(plans, agents.persona, stack.clock.now()).posts[0]
+    stack.clock.set(max(slot.at, stack.clock.now()))
+
+    def crash(*_: Any) -> None:
+        raise SimulatedCrash
+
+    with monkeypatch.context() as patched:
+        patched.setattr(agent_module, "_settle_post", crash)
+        with pytest.raises(SimulatedCrash):
+            await me.runtime.agent.run_slot(slot)
+    assert len(stack.world.posts_by(me.agent_id)) == 1  # Glimpse has it...
+    assert len(me.ledger.unsettled_intents()) == 1  # ...the ledger only knows it meant to
+    assert me.ledger.recent_posts(10) == []
+
+    me = await agents.restart(me)  # startup() reconciles
+
+    posts = stack.world.posts_by(me.agent_id)
+    assert len(posts) == 1
+    assert me.ledger.unsettled_intents() == []
+    own = me.ledger.recent_posts(10)
+    assert [(p.post_id, p.slot_id) for p in own] == [(posts[0].id, slot.slot_id)]
+    assert me.ledger.count_on("posts", utc_day(stack)) == 1
+
+    again = await me.runtime.agent.run_slot(slot)
+    assert again.detail == "already done"
+    plans, _ = await me.runtime.agent.plan_day(stack.clock.now())
+    assert slot.slot_id not in {s.slot_id for p in plans for s in p.slots}
+    assert len(stack.world.posts_by(me.agent_id)) == 1
+    assert me.ledger.count_on("posts", utc_day(stack)) == 1
+
+
+async def test_create_post_timeout_that_still_posts_is_settled_not_repeated(agents: Agents) -> None:
+    """A create_post that times out while Glimpse still creates the post: no second post, and
+    the open intent is settled by reconciliation (now or at the next start)."""
+    stack = agents.stack
+    me = await agents.new(glimpse_timeout=1)
+    stack.world.faults.hang(1.5, path="/posts", method="POST")  # the server answers too late
+
+    outcome = await me.runtime.agent.post("adhoc/timeout")
+
+    assert not outcome.ok
+    assert "timed out" in outcome.detail
+    # The server finishes the request after the client gave up.
+    assert await wait_until(lambda: len(stack.world.posts_by(me.agent_id)) == 1, 5)
+    me = await agents.restart(me)
+
+    posts = stack.world.posts_by(me.agent_id)
+    assert len(posts) == 1
+    assert me.ledger.unsettled_intents() == []
+    assert [p.post_id for p in me.ledger.recent_posts(10)] == [posts[0].id]
+    assert me.ledger.count_on("posts", utc_day(stack)) == 1
+    again = await me.runtime.agent.run_slot(Slot("adhoc/timeout", "post", stack.clock.now()))
+    assert again.detail == "already done"
+    assert len(stack.world.posts_by(me.agent_id)) == 1
+
+
+async def test_restart_mid_day_keeps_the_plan(agents: Agents) -> None:
+    """A restart mid-day re-plans the same slots, drops the done post slot, and the day ends
+    with exactly the planned number of posts."""
+    stack, persona = agents.stack, agents.persona
+    me = await agents.new()
+    plans, _ = await me.runtime.agent.plan_day(stack.clock.now())
+    first = today_plan(plans, persona, stack.clock.now())
+    day_key = first.local_day.isoformat()
+    full_before = me.ledger.load_plan(day_key)
+    planned_posts = first.posts
+    assert len(planned_posts) >= 2
+    stack.clock.set(max(planned_posts[0].at, stack.clock.now()))
+    assert (await me.runtime.agent.run_slot(planned_posts[0])).ok
+
+    me = await agents.restart(me)
+    plans, _ = await me.runtime.agent.plan_day(stack.clock.now())
+    second = today_plan(plans, persona, stack.clock.now())
+
+    assert me.ledger.load_plan(day_key) == full_before  # same ids, same times
+    assert planned_posts[0].slot_id not in {s.slot_id for s in second.slots}
+    assert [(s.slot_id, s.at) for s in second.posts] == [
+        (s.slot_id, s.at) for s in planned_posts[1:]
+    ]
+    for slot in second.posts:
+        stack.clock.set(max(slot.at, stack.clock.now()))
+        assert (await me.runtime.agent.run_slot(slot)).ok
+    assert len(stack.world.posts_by(me.agent_id)) == len(planned_posts)
+    assert me.ledger.count_on("posts", utc_day(stack)) == len(planned_posts)
+    plans, _ = await me.runtime.agent.plan_day(stack.clock.now())
+    assert today_plan(plans, persona, stack.clock.now()).posts == ()
+
+
+# ---------------------------------------------------------------------- rate limits
+
+
+async def test_429_on_likes_blocks_reactions_until_retry_after(agents: Agents) -> None:
+    """A 429 with Retry-After on a like ends the session's liking at once and blocks the
+    reactions bucket in the ledger until exactly then."""
+    stack = agents.stack
+    me = await agents.new()
+    relevant_posts(stack, 6)
+    t0 = stack.clock.now()
+    # The agent's reactions were all spent elsewhere half an hour ago: Glimpse says 429,
+    # Retry-After 1800 s (when the oldest of them slides out of the hour).
+    with stack.world.lock:
+        for _ in range(60):
+            stack.world.limiter.record(me.agent_id, "reactions", t0 - timedelta(minutes=30))
+    before = routes(stack)
+
+    outcome = await me.runtime.agent.engage()
+
+    assert route_delta(stack, before).get(LIKE_ROUTE) == 1  # one try, no retry loop
+    assert outcome.counts["like"] == 0
+    assert stack.world.stats.rate_limited_count(me.agent_id, "reactions") == 1
+    assert stack.world.likes_by(me.agent_id) == []
+    until = t0 + timedelta(seconds=1800)
+    assert me.ledger.usage("reactions").blocked_until == until
+    ledger, persona = me.ledger, agents.persona
+    assert ledger.remaining("reactions", t0, persona) == 0
+    assert ledger.remaining("reactions", until - timedelta(seconds=1), persona) == 0
+    assert ledger.remaining("reactions", until + timedelta(seconds=1), persona) > 0
+    assert me.ledger.unsettled_intents() == []
+
+    # A second session before then does not even try.
+    before = routes(stack)
+    stack.clock.advance(timedelta(minutes=10))
+    await me.runtime.agent.engage()
+    assert LIKE_ROUTE not in route_delta(stack, before)
+
+
+async def test_server_headers_tighten_the_ledger_and_avoid_429(agents: Agents) -> None:
+    """When Glimpse's X-RateLimit headers say fewer likes are left than the ledger thinks, the
+    ledger follows the server and the session stops liking before any 429."""
+    stack, persona = agents.stack, agents.persona
+    me = await agents.new()
+    # The same account liked 57 posts from somewhere else (another process, same key).
+    elsewhere = [
+        stack.world.post_as(stack.world.npc_ids[0], f"grey square no. {i}") for i in range(57)
+    ]
+    async with GlimpseClient(stack.glimpse_url, me.key, clock=stack.clock) as other:
+        for post_id in elsewhere:
+            await other.like(post_id)
+    relevant_posts(stack, 9)
+    now = stack.clock.now()
+    assert me.ledger.remaining("reactions", now, persona) == persona.engagement.likes_per_day
+
+    outcome = await me.runtime.agent.engage()
+
+    assert stack.world.stats.rate_limited_count(me.agent_id) == 0
+    server_left = stack.world.limiter.state(me.agent_id, "reactions", now).headline.remaining
+    assert server_left == 0
+    assert outcome.counts["like"] == 3
+    assert len(stack.world.likes_by(me.agent_id)) == 57 + 3
+    assert me.ledger.remaining("reactions", now, persona) == server_left
+    assert me.ledger.usage("reactions").blocked_until is None
+
+
+# ---------------------------------------------------------------------- engagement
+
+
+async def test_engagement_rules_across_two_sessions(agents: Agents) -> None:
+    """Never itself, never twice across sessions, follows back, and answers one commenter at
+    most replies_per_counterpart_per_day times however often they comment."""
+    stack, persona = agents.stack, agents.persona
+    me = await agents.new()
+    assert (await me.runtime.agent.post()).ok
+    own_post = stack.world.posts_by(me.agent_id)[0].id
+    chatty, follower = stack.world.npc_ids[0], new_follower(stack, me.agent_id)
+    for i in range(10):
+        stack.world.comment_as(chatty, own_post, f"Lovely sky, part {i}!")
+    stack.world.follow_as(follower, me.agent_id)
+    relevant_posts(stack, 6)
+    before = routes(stack)
+
+    first = await me.runtime.agent.engage()
+    stack.clock.advance(timedelta(minutes=30))
+    relevant_posts(stack, 3)
+    second = await me.runtime.agent.engage()
+
+    world = stack.world
+    own_ids = {p.id for p in world.posts_by(me.agent_id)}
+    likes = world.likes_by(me.agent_id)
+    follows = world.follows_by(me.agent_id)
+    comments = world.comments_by(me.agent_id)
+    assert first.counts["like"] > 0 and first.counts["reply"] > 0
+    # Never itself.
+    assert not own_ids & set(likes)
+    assert me.agent_id not in follows
+    # Never twice: every attempt was new (Glimpse would answer a repeat with a conflict).
+    delta = route_delta(stack, before)
+    assert len(likes) == len(set(likes)) == delta.get(LIKE_ROUTE, 0)
+    assert len(follows) == len(set(follows)) == delta.get(FOLLOW_ROUTE, 0)
+    assert len(comments) == delta.get(COMMENT_ROUTE, 0)
+    on_others = [c.post_id for c in comments if c.post_id not in own_ids]
+    assert len(on_others) == len(set(on_others))
+    # Follows back.
+    assert follower in follows
+    # Replies: at most the cap per counterpart per UTC day, even to ten comments.
+    cap = persona.engagement.replies_per_counterpart_per_day
+    replies = me.ledger.replies_by_counterpart(utc_day(stack))
+    assert replies.get(chatty) == cap
+    assert all(n <= cap for n in replies.values())
+    assert sum(1 for c in comments if c.post_id in own_ids) == sum(replies.values())
+    assert first.counts["reply"] + second.counts["reply"] == sum(replies.values())
+    assert me.ledger.unsettled_intents() == []
+
+
+async def test_dry_run_writes_nothing(agents: Agents) -> None:
+    """With dry_run, post() and engage() send no write request and leave no intent open."""
+    stack = agents.stack
+    me = await agents.new(dry_run=True)
+    stack.world.follow_as(new_follower(stack, me.agent_id), me.agent_id)
+    relevant_posts(stack, 6)
+    before = routes(stack)
+
+    posted = await me.runtime.agent.post()
+    engaged = await me.runtime.agent.engage()
+    await me.runtime.agent.heartbeat()
+
+    assert posted.ok and posted.detail == "dry run"
+    assert sum(engaged.counts.values()) > 0  # it did decide things...
+    assert not WRITE_ROUTES & set(route_delta(stack, before))  # ...and sent none of them
+    world = stack.world
+    assert world.posts_by(me.agent_id) == []
+    assert world.likes_by(me.agent_id) == []
+    assert world.comments_by(me.agent_id) == []
+    assert world.follows_by(me.agent_id) == []
+    assert me.ledger.unsettled_intents() == []
+    assert me.ledger.recent_posts(10) == []
+    assert me.ledger.count_on("posts", utc_day(stack)) == 0
+
+
+async def test_hostile_comment_never_leaks_a_key_or_a_link(agents: Agents) -> None:
+    """An obedient model fed a prompt injection on our post: nothing we publish contains our
+    Glimpse key, a model key or a link."""
+    stack = agents.stack
+    me = await agents.new()
+    assert (await me.runtime.agent.post()).ok
+    own_post = stack.world.posts_by(me.agent_id)[0].id
+    stack.chat.responder = obedient_responder
+    hostile = [t for t in HOSTILE_TEXTS if "key" in t.lower() or "http" in t]
+    npcs = stack.world.npc_ids
+    for i, text in enumerate(hostile):
+        stack.world.comment_as(npcs[i % len(npcs)], own_post, text)
+    calls_before, replies_before = len(stack.chat.calls), len(stack.chat.replies)
+
+    outcome = await me.runtime.agent.engage()
+
+    assert outcome.counts["skipped"] > 0  # texts the filter refused twice are not sent
+    # The model was asked, with the hostile text, and obeyed.
+    prompts = "\n".join(stack.chat.prompts())
+    assert any(text in prompts for text in hostile)
+    assert len(stack.chat.calls) > calls_before
+    assert any(CHAT_KEY in r for r in stack.chat.replies[replies_before:])
+    secrets = {me.key, CHAT_KEY, LANGFLOW_KEY}
+    published = [c.content for c in stack.world.comments_by(me.agent_id)]
+    published += [p.caption for p in stack.world.posts_by(me.agent_id)]
+    for text in published:
+        assert not any(s in text for s in secrets), text
+        assert "http" not in text.lower(), text
+    assert me.ledger.unsettled_intents() == []
