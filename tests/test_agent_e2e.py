@@ -579,3 +579,36 @@ async def test_hostile_comment_never_leaks_a_key_or_a_link(agents: Agents) -> No
         assert not any(s in text for s in secrets), text
         assert "http" not in text.lower(), text
     assert me.ledger.unsettled_intents() == []
+
+
+@pytest.mark.parametrize("images", [["glimpse"], ["glimpse", "local"]])
+async def test_dry_run_sends_no_write_even_through_glimpses_image_generator(
+    agents: Agents, images: list[str]
+) -> None:
+    """With dry_run and Glimpse's own (BYOK) generator, not even the settings PUT or the
+    generation POST reaches Glimpse; the run leaves no slot marked done and spends nothing."""
+    stack = agents.stack
+    me = await agents.new(images=images, dry_run=True)
+    stack.world.follow_as(new_follower(stack, me.agent_id), me.agent_id)
+    relevant_posts(stack, 6)
+    plans, _ = await me.runtime.agent.plan_day(stack.clock.now())
+    slots = [s for p in plans for s in p.slots]
+    before = routes(stack)
+
+    posted = await me.runtime.agent.post()
+    for slot in slots[:3]:
+        await me.runtime.agent.run_slot(slot)
+    engaged = await me.runtime.agent.engage()
+    await me.runtime.agent.heartbeat()
+
+    assert posted.ok and posted.detail == "dry run"
+    assert sum(engaged.counts.values()) > 0
+    sent = route_delta(stack, before)
+    assert not WRITE_ROUTES & set(sent), sent
+    assert "POST /heartbeat" not in sent
+    day = utc_day(stack)
+    for bucket in ("posts", "generation", "reactions", "comments", "follows"):
+        assert me.ledger.count_on(bucket, day) == 0, bucket
+    assert me.ledger.spent_on(day) == 0
+    assert [s.slot_id for s in slots if me.ledger.slot_done(s.slot_id)] == []
+    assert me.ledger.unsettled_intents() == []

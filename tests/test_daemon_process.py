@@ -35,7 +35,7 @@ def _hhmm(at: datetime) -> str:
     return f"{at:%H:%M}"
 
 
-def _write_agent(tmp: Path, base_url: str, key: str) -> Path:
+def _write_agent(tmp: Path, base_url: str, key: str, *, glimpse_images: bool = False) -> Path:
     now = datetime.now(UTC)
     # A window that opened 40 minutes ago: its one post slot (the middle, no jitter) is ~10
     # minutes late, well within the misfire grace, so the daemon posts right after start.
@@ -46,11 +46,16 @@ def _write_agent(tmp: Path, base_url: str, key: str) -> Path:
         'hashtags = ["#aiart"]\n[engagement]\nsessions_per_day = 2\nlikes_per_day = 10\n',
         encoding="utf-8",
     )
+    # Glimpse's own generator first (BYOK, key stored with a settings PUT), the offline one next.
+    order = '["glimpse", "local"]' if glimpse_images else '["local"]'
+    byok = '[images.glimpse]\nprovider = "huggingface"\napi_key = "hf_test"\nmode = "stored"\n'
     agent = tmp / "agent.toml"
     agent.write_text(
         f'persona = "persona.toml"\nstate_dir = "state"\n[glimpse]\nbase_url = "{base_url}"\n'
-        'api_key = "${GLIMPSE_TEST_KEY}"\ntimeout = 5\n[images]\norder = ["local"]\n'
-        '[images.local]\nwidth = 128\nheight = 128\n[captions]\norder = ["template"]\n'
+        f'api_key = "${{GLIMPSE_TEST_KEY}}"\ntimeout = 5\n[images]\norder = {order}\n'
+        "[images.local]\nwidth = 128\nheight = 128\n"
+        + (byok if glimpse_images else "")
+        + '[captions]\norder = ["template"]\n'
         "[daemon]\njitter_minutes = 0\nmisfire_grace_minutes = 60\nheartbeat_minutes = 1\n",
         encoding="utf-8",
     )
@@ -111,6 +116,7 @@ def test_run_posts_engages_and_stops_on_sigterm(
         proc.send_signal(signal.SIGTERM)
         code = proc.wait(timeout=30)
         stopped_in = time.monotonic() - sent
+        drain()
     finally:
         if proc.poll() is None:
             proc.kill()
@@ -118,6 +124,7 @@ def test_run_posts_engages_and_stops_on_sigterm(
         listener.close()
     assert code == 0, err
     assert stopped_in < 30
+    assert messages[-1] == "STOPPING=1", messages
     assert "Traceback" not in err
     assert key not in err and key not in out
     events = [json.loads(line)["event"] for line in err.splitlines() if line.startswith("{")]
@@ -157,3 +164,71 @@ def test_second_daemon_on_same_state_dir_exits_3(
         first.send_signal(signal.SIGTERM)
         first.wait(timeout=30)
         first.communicate(timeout=10)
+
+
+#: Every route of the emulator that changes something on Glimpse.
+WRITE_ROUTES = frozenset(
+    {
+        "POST /posts",
+        "POST /posts/{post_id}/like",
+        "POST /posts/{post_id}/dislike",
+        "DELETE /posts/{post_id}/reaction",
+        "POST /posts/{post_id}/comment",
+        "POST /agents/{agent_id}/follow",
+        "DELETE /agents/{agent_id}/follow",
+        "DELETE /posts/{post_id}",
+        "PATCH /agents/me",
+        "PUT /agents/me/settings/image-generation",
+        "DELETE /agents/me/settings/image-generation",
+        "POST /images/generate",
+        "POST /heartbeat",
+    }
+)
+
+
+def test_run_dry_run_logs_every_write_and_sends_none(
+    tmp_path: Path, world: tuple[GlimpseWorld, str]
+) -> None:
+    """`run --dry-run` with a post due and Glimpse's BYOK generator configured: the post, the
+    likes, the follow-back and the image settings are log lines; Glimpse sees only reads."""
+    glimpse, base_url = world
+    agent_id, key = glimpse.create_agent("proc")
+    npc = glimpse.npc_ids[0]
+    glimpse.follow_as(npc, agent_id)
+    for i in range(4):
+        glimpse.post_as(npc, f"lighthouses at dusk, study {i} #aiart")
+    config = _write_agent(tmp_path, base_url, key, glimpse_images=True)
+    env = {**os.environ, "GLIMPSE_TEST_KEY": key}
+    env.pop("NOTIFY_SOCKET", None)
+    before = dict(glimpse.stats.requests_by_route)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "glimpse_agent", "run", "-c", str(config), "--dry-run"],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        followers = "GET /agents/{agent_id}/followers"
+
+        def sessions() -> int:
+            return glimpse.stats.requests_by_route.get(followers, 0) - before.get(followers, 0)
+
+        # Both engagement sessions are due (one before the post, one after it); SIGTERM lets
+        # the one in flight finish.
+        assert _wait(lambda: sessions() >= 2, 30), "no engagement"
+        proc.send_signal(signal.SIGTERM)
+        code = proc.wait(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        _, err = proc.communicate(timeout=10)
+    assert code == 0, err
+    after = glimpse.stats.requests_by_route
+    sent = {r: n - before.get(r, 0) for r, n in after.items() if n != before.get(r, 0)}
+    assert not WRITE_ROUTES & set(sent), sent
+    events = [json.loads(line)["event"] for line in err.splitlines() if line.startswith("{")]
+    assert "dry_run_generate" in events and "dry_run_post" in events, events
+    assert "dry_run_like" in events and "dry_run_follow" in events, events
+    assert glimpse.posts_by(agent_id) == [] and glimpse.likes_by(agent_id) == []
+    assert glimpse.follows_by(agent_id) == []

@@ -182,6 +182,19 @@ async def test_local_is_the_last_resort(emulators: Emulators, built: Any) -> Non
     assert image.backend == "local" and (image.width, image.height) == (64, 64)
 
 
+async def test_local_is_never_added_behind_the_users_back(emulators: Emulators, built: Any) -> None:
+    """Without order, the chain is the configured sections only: the offline generator is a
+    fallback only when the user lists it, so a Glif outage is a failure, not a doodle."""
+    images = emulators.images_section(["glif"])
+    del images["order"]
+    router = built({"glif": images["glif"]})
+    assert router.names == ["glif"]
+    emulators.glif.state.glif.faults.always("status", status=503)
+    with pytest.raises(ImagingFailed) as info:
+        await router.generate(REQ)
+    assert [a.backend for a in info.value.attempts] == ["glif"]
+
+
 async def test_everything_down_is_imaging_failed(built: Any) -> None:
     """Unreachable services only: ImagingFailed lists every backend's attempt."""
     images = {

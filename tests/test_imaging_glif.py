@@ -141,9 +141,12 @@ async def test_positional_prompt_input_is_resolved_to_the_block_name(
 async def test_strict_mode_refuses_missing_inputs(
     glif: Glif, http: httpx.AsyncClient, clock: SimulatedClock
 ) -> None:
-    """With strict on, a missing input is Glif's 200-with-error, surfaced as ContentRejected."""
-    with pytest.raises(ContentRejected, match="missing input"):
+    """With strict on, a missing input is Glif's 200-with-error, surfaced as a configuration
+    failure (Rejected, so the router tries the next backend), not as a refused prompt."""
+    with pytest.raises(Rejected, match="missing input") as info:
         await backend(glif, http, clock, glif_id="glif-two-inputs").generate(REQ)
+    assert not isinstance(info.value, ContentRejected)
+    assert len(glif.state.runs) == 0
 
 
 async def test_non_strict_mode_lets_glif_fill_defaults(
@@ -242,16 +245,49 @@ async def test_text_glif_is_a_bad_response(
     [
         ("glif-flux-dev", "Flux Dev"),
         ("glif-dalle", "DALL-E 3"),
+        ("glif-sd3", "Stable Diffusion 3"),
+        ("glif-flux-pro", "Flux Pro"),
         ("glif-nests-forbidden", "Flux Dev"),
+        ("glif-deep-forbidden", "Stable Diffusion 3"),
     ],
 )
 async def test_forbidden_model_is_refused_before_running(
     glif: Glif, http: httpx.AsyncClient, clock: SimulatedClock, glif_id: str, model: str
 ) -> None:
-    """A glif using a forbidden model, directly or in a nested glif, never runs."""
-    with pytest.raises(ForbiddenModel, match=model):
+    """A glif using a forbidden model, directly, in a ComfyBlock or in a nested glif, never
+    runs, and the message names the model, the glif and the way out."""
+    with pytest.raises(ForbiddenModel, match=model) as info:
         await backend(glif, http, clock, glif_id=glif_id).generate(REQ)
     assert glif.state.runs == []
+    assert glif_id in str(info.value) and "check_models = false" in str(info.value)
+    assert isinstance(info.value, Rejected) and not isinstance(info.value, ContentRejected)
+
+
+async def test_schnell_glif_passes_the_screen_and_runs(
+    glif: Glif, http: httpx.AsyncClient, clock: SimulatedClock
+) -> None:
+    """FLUX schnell (here inside a ComfyBlock) is allowed: the screen passes and the glif runs."""
+    image = await backend(glif, http, clock, glif_id="glif-schnell").generate(REQ)
+    assert image.url and glif.state.metadata_requests == ["glif-schnell"]
+    assert len(glif.state.runs) == 1
+
+
+async def test_answer_cut_mid_body_is_retried(
+    glif: Glif, http: httpx.AsyncClient, clock: SimulatedClock
+) -> None:
+    """A run whose answer breaks off half-way is retried (a free run); the retry succeeds."""
+    glif.state.faults.arm("cut")
+    image = await backend(glif, http, clock).generate(REQ)
+    assert image.url and len(glif.state.faults._queue) == 0
+
+
+async def test_answer_always_cut_is_unavailable(
+    glif: Glif, http: httpx.AsyncClient, clock: SimulatedClock
+) -> None:
+    """Answers that always break off give up as Unavailable after the retries."""
+    glif.state.faults.always("cut")
+    with pytest.raises(Unavailable, match="dropped"):
+        await backend(glif, http, clock).generate(REQ)
 
 
 async def test_cyclic_nesting_terminates_and_passes(
@@ -343,3 +379,25 @@ async def test_emulator_accepts_the_id_in_the_path(glif: Glif, http: httpx.Async
         headers={"Authorization": f"Bearer {TOKEN}"},
     )
     assert r.status_code == 200 and r.json()["outputFull"]["type"] == "IMAGE"
+
+
+def test_image_is_taken_from_output_full_else_output(
+    glif: Glif, http: httpx.AsyncClient, clock: SimulatedClock
+) -> None:
+    """outputFull (type IMAGE) wins; without it the output URL is used; a data: URL becomes
+    bytes; a run with neither is a BadResponse."""
+    b = backend(glif, http, clock)
+    full = b._image_from(
+        {
+            "output": "https://res.example/old.png",
+            "outputFull": {"type": "IMAGE", "value": "https://res.example/full.png", "width": 8},
+        }
+    )
+    assert full == {"url": "https://res.example/full.png", "width": 8, "height": None}
+    bare = b._image_from({"output": "https://res.example/only.png", "outputFull": {}})
+    assert bare["url"] == "https://res.example/only.png"
+    png = "iVBORw0KGgo="  # the PNG signature, base64
+    inline = b._image_from({"output": f"data:image/png;base64,{png}"})
+    assert inline["data"] == b"\x89PNG\r\n\x1a\n" and inline["mime_type"] == "image/png"
+    with pytest.raises(BadResponse, match="no output"):
+        b._image_from({"output": None, "outputFull": None})

@@ -12,7 +12,14 @@ import pytest
 
 from glimpse_agent.clock import SimulatedClock, utc
 from glimpse_agent.config import GlimpseImagesSection, parse_config
-from glimpse_agent.errors import ContentRejected, RateLimited, Rejected, Unauthorized
+from glimpse_agent.errors import (
+    BadResponse,
+    ContentRejected,
+    RateLimited,
+    Rejected,
+    Unauthorized,
+    Unavailable,
+)
 from glimpse_agent.glimpse import GlimpseClient
 from glimpse_agent.imaging import build_router
 from glimpse_agent.imaging.base import ImageRequest
@@ -181,3 +188,70 @@ async def test_build_router_makes_its_own_glimpse_client(glimpse: Glimpse, tmp_p
     finally:
         await router.aclose()
     assert image.backend == "glimpse" and image.url
+
+
+async def test_server_error_is_unavailable_and_not_sent_again(
+    glimpse: Glimpse, client: GlimpseClient, tmp_path: Path
+) -> None:
+    """A 5xx from /images/generate is Unavailable; it is not retried here (the router moves on),
+    since a generation may count against the day's six."""
+    glimpse.world.faults.fail(503, times=2, path="/images/generate")
+    with pytest.raises(Unavailable):
+        await backend(client, tmp_path).generate(REQ)
+    assert glimpse.world.faults.pending == 1
+
+
+async def test_rate_limit_429_is_not_sent_again(
+    glimpse: Glimpse, client: GlimpseClient, tmp_path: Path
+) -> None:
+    """A 429 from /images/generate is RateLimited at once, with no second request."""
+    glimpse.world.faults.fail(429, times=2, path="/images/generate")
+    with pytest.raises(RateLimited):
+        await backend(client, tmp_path, mode="headers").generate(REQ)
+    assert glimpse.world.faults.pending == 1
+
+
+async def test_generation_timeout_is_unavailable(glimpse: Glimpse, tmp_path: Path) -> None:
+    """A generation that does not answer within the Glimpse timeout is Unavailable."""
+    glimpse.world.faults.hang(5.0, path="/images/generate")
+    try:
+        async with GlimpseClient(glimpse.url, glimpse.key, timeout=0.2) as slow:
+            with pytest.raises(Unavailable, match="timed out"):
+                await backend(slow, tmp_path, mode="headers").generate(REQ)
+    finally:
+        glimpse.world.faults.release()
+
+
+async def test_unreadable_success_is_a_bad_response(
+    glimpse: Glimpse, client: GlimpseClient, tmp_path: Path
+) -> None:
+    """HTTP 200 whose body is not the generation JSON is a BadResponse."""
+    glimpse.world.faults.garbage(path="/images/generate")
+    with pytest.raises(BadResponse):
+        await backend(client, tmp_path, mode="headers").generate(REQ)
+
+
+@pytest.mark.parametrize(
+    ("body", "content"),
+    [
+        ({"error": {"code": "content_policy_violation", "message": "NSFW prompt"}}, True),
+        ({"error": {"code": "provider_auth_failed", "message": "refused the key"}}, False),
+    ],
+)
+async def test_prompt_refusal_is_content_rejected(
+    tmp_path: Path, body: dict[str, Any], content: bool
+) -> None:
+    """A 400 saying the prompt was refused is ContentRejected (no fallback); other 400s stay
+    configuration failures (Rejected)."""
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        assert request.url.path.endswith("/images/generate")
+        return httpx.Response(400, json=body)
+
+    async with (
+        httpx.AsyncClient(transport=httpx.MockTransport(handler)) as http,
+        GlimpseClient("http://glimpse.test/api/v1", "glm_testkey0001", http=http) as c,
+    ):
+        with pytest.raises(Rejected) as info:
+            await backend(c, tmp_path, mode="headers").generate(REQ)
+    assert isinstance(info.value, ContentRejected) is content

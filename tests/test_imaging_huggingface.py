@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+import textwrap
 from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -11,6 +16,7 @@ from starlette.applications import Starlette
 from glimpse_agent.clock import SimulatedClock, utc
 from glimpse_agent.config import HuggingFaceSection
 from glimpse_agent.errors import (
+    BadResponse,
     ContentRejected,
     RateLimited,
     Rejected,
@@ -158,3 +164,83 @@ async def test_unreachable_endpoint_is_unavailable(make: Any) -> None:
 async def test_check_with_an_endpoint_only_loads_the_sdk(make: Any) -> None:
     """check() for an endpoint URL builds the client and passes without a billed call."""
     await make().check()
+
+
+async def test_200_with_an_error_body_is_a_bad_response(hf: tuple[HFState, str], make: Any) -> None:
+    """HTTP 200 carrying a JSON error instead of image bytes is a BadResponse, not retried."""
+    hf[0].faults.arm("error_200", message="internal error", times=2)
+    with pytest.raises(BadResponse):
+        await make().generate(REQ)
+    assert len(hf[0].faults._queue) == 1
+
+
+async def test_image_cut_mid_body_is_retried(hf: tuple[HFState, str], make: Any) -> None:
+    """An image that breaks off half-way is retried (schnell is cheap); the retry succeeds."""
+    hf[0].faults.arm("cut")
+    image = await make().generate(REQ)
+    assert image.data is not None and sniff_mime(image.data) == "image/png"
+    assert len(hf[0].requests) == 1  # the cut answer was not a completed request
+
+
+async def test_image_always_cut_is_unavailable(hf: tuple[HFState, str], make: Any) -> None:
+    """Answers that always break off end as Unavailable after our retries."""
+    hf[0].faults.always("cut")
+    with pytest.raises(Unavailable, match="dropped"):
+        await make().generate(REQ)
+
+
+def test_client_has_a_finite_timeout_and_the_configured_model(make: Any) -> None:
+    """The SDK client gets the section's finite timeout (default 120 s); no base_url means the
+    configured model at the pinned provider."""
+    assert HuggingFaceSection.model_validate({"token": TOKEN}).timeout == 120.0
+    client = make(timeout=7)._get_client()
+    assert client.timeout == 7
+    hub_client = make(base_url=None)._get_client()
+    assert hub_client.model == MODEL and hub_client.provider == "hf-inference"
+    assert hub_client.timeout == 5
+
+
+TELEMETRY_CHILD = textwrap.dedent(
+    """
+    import asyncio, os, sys
+    from glimpse_agent.clock import SystemClock
+    from glimpse_agent.config import HuggingFaceSection
+    from glimpse_agent.imaging.base import ImageRequest
+    from glimpse_agent.imaging.huggingface import HuggingFaceBackend
+
+    async def main(url, token):
+        section = HuggingFaceSection(token=token, base_url=url, width=64, height=64, timeout=10)
+        backend = HuggingFaceBackend(section, clock=SystemClock())
+        await backend.generate(ImageRequest(prompt="x"))
+        await backend.aclose()
+        import huggingface_hub.constants as c
+        print(os.environ.get("HF_HUB_DISABLE_TELEMETRY"), c.HF_HUB_DISABLE_TELEMETRY)
+
+    asyncio.run(main(sys.argv[1], sys.argv[2]))
+    """
+)
+
+
+@pytest.mark.parametrize("preimport", [False, True])
+def test_telemetry_is_off_even_when_the_user_did_not_say(
+    hf: tuple[HFState, str], tmp_path: Path, preimport: bool
+) -> None:
+    """In a fresh process without HF_HUB_DISABLE_TELEMETRY, using the backend turns the Hub's
+    telemetry off, even if something imported huggingface_hub before us."""
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if k not in {"HF_HUB_DISABLE_TELEMETRY", "DISABLE_TELEMETRY", "DO_NOT_TRACK"}
+        and not k.lower().endswith("_proxy")
+    }
+    env["HF_HOME"] = str(tmp_path / "hf-home")
+    code = ("import huggingface_hub\n" if preimport else "") + TELEMETRY_CHILD
+    proc = subprocess.run(
+        [sys.executable, "-c", code, f"{hf[1]}/models/{MODEL}", TOKEN],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env=env,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert proc.stdout.split()[-1] == "True"

@@ -11,6 +11,7 @@ import pytest
 from glimpse_agent.clock import SimulatedClock, utc
 from glimpse_agent.config import OpenAIImagesSection
 from glimpse_agent.errors import (
+    BadResponse,
     ContentRejected,
     RateLimited,
     Rejected,
@@ -158,10 +159,11 @@ async def test_connection_error_is_unavailable(make: Any) -> None:
 async def test_moderation_block_is_content_rejected(
     oa: tuple[OpenAIImagesState, str], make: Any
 ) -> None:
-    """The safety system's 400 (moderation_blocked) is ContentRejected."""
-    oa[0].faults.arm("moderation")
+    """The safety system's 400 (moderation_blocked) is ContentRejected, and not sent again."""
+    oa[0].faults.arm("moderation", times=2)
     with pytest.raises(ContentRejected, match="safety system"):
         await make().generate(REQ)
+    assert len(oa[0].faults._queue) == 1
 
 
 async def test_wrong_key_is_unauthorized(make: Any) -> None:
@@ -213,3 +215,35 @@ def test_costs_err_high() -> None:
         "gpt-image-2", "high", "1536x1024"
     )
     assert costs.openai_cost("gpt-image-2", "low", "1024x1024", override=0.5) == 0.5
+
+
+async def test_200_with_an_error_and_no_data_is_a_bad_response(
+    oa: tuple[OpenAIImagesState, str], make: Any
+) -> None:
+    """HTTP 200 with an error object and no image: BadResponse, and not sent again."""
+    oa[0].faults.arm("error_200", message="upstream failure", times=2)
+    with pytest.raises(BadResponse):
+        await make().generate(REQ)
+    assert len(oa[0].faults._queue) == 1
+
+
+async def test_answer_cut_mid_body_is_unavailable_and_not_resent(
+    oa: tuple[OpenAIImagesState, str], make: Any
+) -> None:
+    """An answer that breaks off half-way may still be billed: Unavailable, not sent again."""
+    oa[0].faults.arm("cut", times=2)
+    with pytest.raises(Unavailable, match="dropped"):
+        await make().generate(REQ)
+    assert len(oa[0].faults._queue) == 1
+
+
+def test_sdk_retries_are_off_and_the_timeout_finite(make: Any) -> None:
+    """The SDK client never retries on its own and waits at most the section's timeout; the
+    default model is a current one (not dall-e-3 or gpt-image-1)."""
+    client = make(timeout=7)._get_client()
+    assert client.max_retries == 0 and client.timeout == 7
+    section = OpenAIImagesSection.model_validate({"api_key": API_KEY})
+    assert section.model == "gpt-image-1.5" and section.timeout == 180.0
+    for retired in ("dall-e-3", "gpt-image-1"):
+        with pytest.raises(ValueError, match="retired"):
+            OpenAIImagesSection.model_validate({"api_key": API_KEY, "model": retired})

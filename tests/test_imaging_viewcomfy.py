@@ -3,7 +3,9 @@ workflow parameter flattener."""
 
 from __future__ import annotations
 
+import io
 import json
+from collections import deque
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
@@ -13,11 +15,13 @@ import pytest
 import structlog
 from starlette.applications import Starlette
 
+from glimpse_agent import cli
 from glimpse_agent.clock import SimulatedClock, utc
 from glimpse_agent.config import ViewComfySection
 from glimpse_agent.errors import BadResponse, ConfigError, Rejected, Unauthorized, Unavailable
 from glimpse_agent.imaging.base import ImageRequest
 from glimpse_agent.imaging.checks import sniff_mime
+from glimpse_agent.imaging.progress import ProgressBar, render
 from glimpse_agent.imaging.viewcomfy import ViewComfyBackend, progress_of
 from glimpse_agent.imaging.viewcomfy_params import flatten, main, split_key
 from glimpse_agent.sandbox.server import LoopbackServer
@@ -140,6 +144,37 @@ async def test_stream_cut_before_prompt_result_is_unavailable(
     with pytest.raises(Unavailable, match="prompt_result"):
         await backend(vc, http, clock, logs=True).generate(REQ)
     assert len(vc.state.runs) == 1
+
+
+@pytest.mark.parametrize("logs", [False, True])
+async def test_connection_dropped_mid_answer_is_not_rerun(
+    vc: VC, http: httpx.AsyncClient, clock: SimulatedClock, logs: bool
+) -> None:
+    """The run happened but its answer (JSON, or the log stream) broke off: Unavailable, and
+    the workflow is not run a second time (it may be billed)."""
+    seen: list[float] = []
+    vc.state.faults.arm("cut", times=2)
+    with pytest.raises(Unavailable, match="dropped"):
+        await backend(
+            vc, http, clock, progress=lambda p, _line: seen.append(p), logs=logs
+        ).generate(REQ)
+    assert len(vc.state.runs) == 1 and len(vc.state.faults._queue) == 1
+    if logs:
+        assert seen and max(seen) < 100  # progress was surfaced until the cut
+
+
+async def test_error_in_a_success_status_is_a_failure_not_rerun(
+    vc: VC, http: httpx.AsyncClient, clock: SimulatedClock
+) -> None:
+    """A 201 holding only an error detail, and a 200 (ViewComfy answers 201), both fail
+    without a second request."""
+    vc.state.faults.arm("error_200", message="CUDA out of memory")
+    with pytest.raises(BadResponse, match="no outputs"):
+        await backend(vc, http, clock).generate(REQ)
+    vc.state.faults.arm("status", status=200, message="queued")
+    with pytest.raises(Rejected, match="HTTP 200"):
+        await backend(vc, http, clock).generate(REQ)
+    assert vc.state.faults._queue == deque()
 
 
 async def test_workflow_error_is_unavailable_and_not_rerun(
@@ -319,3 +354,37 @@ async def test_no_image_output_is_a_bad_response(
         )
     with pytest.raises(BadResponse, match="no outputs"):
         b._image_from({"status": "success", "outputs": []})
+
+
+def test_params_command_through_the_cli(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """`glimpse-agent viewcomfy-params workflow_api.json` prints the flat params, exit 0."""
+    path = tmp_path / "workflow_api.json"
+    path.write_text(json.dumps(default_workflow()))
+    assert cli.main(["viewcomfy-params", str(path)]) == 0
+    flat = json.loads(capsys.readouterr().out)
+    assert flat["6-inputs-text"] == "a lighthouse at dawn"
+    assert flat["_52-node-class_type-info"] == "Load Image"
+    assert cli.main(["viewcomfy-params", str(tmp_path / "missing.json")]) == 2
+
+
+async def test_progress_bar_draws_the_stream_progress(
+    vc: VC, http: httpx.AsyncClient, clock: SimulatedClock
+) -> None:
+    """The interactive progress bar, fed by infer_with_logs, redraws one line up to 100 %."""
+    out = io.StringIO()
+    bar = ProgressBar(out, force=True)
+    await backend(vc, http, clock, progress=bar, logs=True).generate(REQ)
+    bar.finish()
+    frames = out.getvalue().split("\r")[1:]
+    assert frames[0] == render(0) and frames[-1] == render(100) + "\n"
+    assert len(frames) == 21  # one redraw per step of the 20-step bar
+
+
+def test_progress_bar_stays_silent_off_a_terminal() -> None:
+    """Into a pipe or a log file (not a terminal) the bar writes nothing."""
+    out = io.StringIO()
+    bar = ProgressBar(out)
+    bar(50.0, " 50%|█████     | 10/20")
+    bar.finish()
+    assert out.getvalue() == ""
+    assert render(30) == "image [#########.....................]  30%"

@@ -598,3 +598,47 @@ async def test_async_ledger_runs_calls_in_order_off_the_loop(
     with Ledger.open(tmp_path / "state", clock=clock) as reopened:
         assert reopened.count_on("reactions", START.date()) == 20
         assert len(reopened.unsettled_intents()) == 1
+
+
+async def test_the_image_routers_spend_book_writes_off_the_loop(
+    tmp_path: Path, clock: SimulatedClock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The router's (synchronous) spend book never writes the store on the event loop's
+    thread, counts a queued amount at once, and the amount is durable after ``aclose``."""
+    aledger = await AsyncLedger.open(tmp_path / "state", clock=clock)
+    loop_thread = threading.get_ident()
+    writers: list[int] = []
+    real_write = aledger.ledger.storage._write_now
+
+    def spy(data: dict[str, object]) -> None:
+        writers.append(threading.get_ident())
+        real_write(data)
+
+    monkeypatch.setattr(aledger.ledger.storage, "_write_now", spy)
+    book = aledger.spend_book()
+    book.record_spend(0.04, backend="openai", at=START)
+    book.record_spend(0.01, backend="glif", at=START)
+    assert book.spent_on(START.date()) == pytest.approx(0.05)  # queued or written, counted
+    with pytest.raises(ValueError):
+        book.record_spend(-1.0, backend="glif", at=START)
+    await aledger.aclose()
+    assert writers and loop_thread not in writers
+    with Ledger.open(tmp_path / "state", clock=clock) as reopened:
+        assert reopened.spent_on(START.date()) == pytest.approx(0.05)
+
+
+def test_an_angle_is_kept_with_the_prompt_in_the_ledger_and_the_history(
+    ledger: Ledger, clock: SimulatedClock
+) -> None:
+    """The planner's angle of a post comes back with its prompt, from ledger.json and, once the
+    post has moved there, from history.jsonl (exact no-repeat checks need it)."""
+    at = clock.now()
+    ledger.add_post(
+        OwnPost("p1", 1, at, "fog, wide shot", "fog", "cap", "local", "m", 0.0, angle="wide")
+    )
+    assert [(p.prompt, p.angle) for p in ledger.ideas_since(at)] == [("fog, wide shot", "wide")]
+    assert [tuple(p) for p in ledger.prompts_since(at)] == [("fog", "fog, wide shot", at)]
+    clock.advance(timedelta(days=10))
+    ledger.prune(clock.now())
+    assert ledger.recent_posts(1)[0].angle == "wide"
+    assert [p.angle for p in ledger.ideas_since(at)] == ["wide"]

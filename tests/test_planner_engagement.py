@@ -25,6 +25,7 @@ from glimpse_agent.planner import (
     plan_engagement,
     relevance,
     session_share,
+    split_comments,
 )
 
 NOW = datetime(2026, 6, 1, 12, tzinfo=UTC)
@@ -283,16 +284,75 @@ def test_a_session_takes_its_share_of_the_day(left: int, sessions: int, share: i
     assert len(of(Like, plan_engagement(persona(), v, NOW))) == share
 
 
-def test_replies_come_before_comments_in_the_shared_bucket() -> None:
-    """Replies and comments share "comments"; answering people on our posts goes first."""
+def test_replies_and_fresh_comments_split_the_shared_bucket_fairly() -> None:
+    """Replies and comments share "comments": answering people on our posts goes first in
+    order and wins a tie, but takes only its fair half while there are posts to comment on."""
     v = view(
         candidates=many_posts(),
         incoming_comments=many_comments(3),
         left={"reactions": 50, "comments": 4, "follows": 0},
     )
     decisions = plan_engagement(persona(), v, NOW)
-    assert len(of(Reply, decisions)) == 3
-    assert len(of(Comment, decisions)) == 1
+    talk = [d for d in decisions if isinstance(d, Reply | Comment)]
+    assert [type(d) for d in talk] == [Reply, Reply, Comment, Comment]
+
+
+@pytest.mark.parametrize(
+    ("share", "replies", "comments", "replied", "commented", "expected"),
+    [
+        (4, 3, 10, 0, 0, (2, 2)),
+        (4, 3, 0, 0, 0, (3, 0)),  # nothing to comment on: replies take what they need
+        (4, 0, 10, 0, 0, (0, 4)),  # nobody to answer: comments take it all
+        (4, 10, 10, 0, 3, (4, 0)),  # replies catch up with the day's comments...
+        (4, 10, 10, 3, 0, (1, 3)),  # ...and comments with the day's replies (a tie: reply)
+        (1, 5, 5, 0, 0, (1, 0)),  # a tie goes to the reply
+        (1, 5, 5, 1, 0, (0, 1)),  # the next session's unit goes to a comment
+        (3, 1, 1, 0, 0, (1, 1)),  # never more than there are candidates
+        (0, 5, 5, 0, 0, (0, 0)),
+    ],
+)
+def test_split_comments(
+    share: int,
+    replies: int,
+    comments: int,
+    replied: int,
+    commented: int,
+    expected: tuple[int, int],
+) -> None:
+    """One unit at a time to whichever side sent fewer today; a side with nothing to do
+    leaves its part to the other; never more than the share."""
+    got = split_comments(share, replies, comments, replied=replied, commented=commented)
+    assert got == expected
+
+
+def test_a_chatty_persona_keeps_commenting_on_others_while_answering_everyone() -> None:
+    """A day of sessions with more comments to answer than the bucket holds still leaves the
+    persona about half of its comments for other agents' posts, every session."""
+    chatty = persona(comments_per_day=12, sessions_per_day=8, replies_per_counterpart_per_day=3)
+    left, replied, commented, sessions = 12, 0, 0, 8
+    done: frozenset[str] = frozenset()
+    per_session = []
+    for i in range(sessions):
+        v = view(
+            candidates=many_posts(),
+            incoming_comments=tuple(
+                replace(c, comment_id=f"s{i}-{c.comment_id}") for c in many_comments(12)
+            ),
+            liked_post_ids=done,
+            commented_post_ids=done,
+            left={"reactions": 50, "comments": left, "follows": 0},
+            sessions_remaining=sessions - i,
+            replies_today={"agent-earlier": replied},
+            comments_today=commented,
+        )
+        decisions = plan_engagement(chatty, v, NOW)
+        r, c = len(of(Reply, decisions)), len(of(Comment, decisions))
+        per_session.append((r, c))
+        done |= {d.post_id for d in of(Comment, decisions)}
+        replied, commented, left = replied + r, commented + c, left - r - c
+    assert replied + commented == 12
+    assert replied == commented == 6
+    assert all(c + r > 0 for r, c in per_session)
 
 
 def test_a_comment_implies_a_like() -> None:

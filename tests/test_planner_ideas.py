@@ -5,9 +5,11 @@ from __future__ import annotations
 import itertools
 from collections import Counter
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import pytest
 
+from glimpse_agent.config import load_persona
 from glimpse_agent.persona import Persona
 from glimpse_agent.planner import IDEA_MEMORY, PastIdea, angle_cores, is_repeat, next_idea
 
@@ -186,3 +188,43 @@ def test_is_repeat_window_and_overlap_are_adjustable() -> None:
     assert not is_repeat("red boat blue sea", history, NOW, days=7)
     assert not is_repeat("red boat green sea", history, NOW)
     assert is_repeat("red boat green sea", history, NOW, overlap=0.5)
+
+
+def test_the_shared_art_style_does_not_make_two_ideas_one() -> None:
+    """Two prompts that share only the persona's (long) art style are different ideas once the
+    style is passed as ``common``; the same subject and angle still repeat."""
+    style = (
+        "cinematic night photography, teal and magenta neon, film grain, anamorphic lens flare, "
+        "shallow depth of field"
+    )
+    past = [
+        PastIdea(
+            "t",
+            f"last train platform, bird's-eye view, at first light, eerie mood — in {style}",
+            NOW,
+        )
+    ]
+    other = f"last train platform, bird's-eye view, at golden hour, serene mood — in {style}"
+    assert is_repeat(other, past, NOW)  # the style words swamp the comparison...
+    assert not is_repeat(other, past, NOW, common=style)  # ...unless they are left out
+    same = f"Last train platform: bird's-eye view at first light, eerie mood, {style}"
+    assert is_repeat(same, past, NOW, common=style)
+
+
+SHIPPED = sorted((Path(__file__).resolve().parents[1] / "personas").glob("*.toml"))
+
+
+@pytest.mark.parametrize("path", SHIPPED, ids=lambda p: p.stem)
+def test_sixty_days_of_a_shipped_persona_never_look_like_a_repeat(path: Path) -> None:
+    """The planner's fresh (topic, angle) pairs are never taken for a repeat by ``is_repeat``
+    (the agent's safety net): the idea and the check agree, so no post is ever refused for
+    a repeat the planner did not make — the persona's style words are in every prompt."""
+    who = load_persona(path)
+    history: list[PastIdea] = []
+    for day in range(60):
+        for n in range(who.posts_per_day):
+            at = NOW + timedelta(days=day, hours=3 * n)
+            idea = next_idea(who, history, at, seed=f"{at.date()}/post/{n + 1}")
+            prompt = f"{idea.topic}, {idea.angle}"
+            assert not is_repeat(prompt, history, at, common=who.art_style), (day, n, prompt)
+            history.append(PastIdea(idea.topic, prompt, at, idea.angle))

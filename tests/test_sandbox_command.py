@@ -3,6 +3,7 @@ against the built-in emulators and keeps its promises; the report opens in a bro
 
 from __future__ import annotations
 
+import json
 import re
 from html.parser import HTMLParser
 from pathlib import Path
@@ -32,7 +33,8 @@ def test_sandbox_week_keeps_every_promise(
     duplicate, and the HTML report shows every post as an embedded thumbnail."""
     state = tmp_path / "sbx"
     code = main(["sandbox", "--days", "7", "--state-dir", str(state), "--start", "2026-03-23"])
-    out = capsys.readouterr().out
+    captured = capsys.readouterr()
+    out = captured.out
     assert code == 0, out
     assert "All checks passed." in out
     personas = [load_persona(p) for p in sorted((ROOT / "personas").glob("*.toml"))]
@@ -50,6 +52,12 @@ def test_sandbox_week_keeps_every_promise(
         for day, done, planned in days:
             assert done == planned, f"{persona.name} {day}"
         full_days = [int(p) for _, _, p in days[1:-1]]
+        chatty = persona.engagement.comments_per_day >= persona.engagement.sessions_per_day
+        if chatty and persona.engagement.reply_to_comments:
+            # A chatty persona answers comments on its posts AND keeps commenting on others'.
+            talk = re.findall(r"comments (\d+)  replies (\d+)", block)
+            assert all(int(c) > 0 for c, _ in talk), (persona.name, talk)
+            assert sum(int(r) for _, r in talk) > 0, (persona.name, talk)
         assert all(p == persona.posts_per_day for p in full_days), (persona.name, days)
         total_posts += sum(int(d) for _, d, _ in days)
         facts = re.search(rf"^{persona.name}: (\d+) posts.*429s (\d+); duplicates 0$", out, re.M)
@@ -62,6 +70,11 @@ def test_sandbox_week_keeps_every_promise(
     assert all(src.startswith("data:image/jpeg;base64,") for src in parser.imgs)
     # The spring-forward night (2026-03-29 in Europe) is inside this week on purpose.
     assert "2026-03-29" in out
+    # The planner's ideas are fresh: no post is ever skipped for want of a new idea.
+    assert "post_skipped" not in captured.err
+    # What was run can be inspected afterwards.
+    assert main(["status", "-c", str(state / "aurora" / "agent.toml"), "--json"]) == 0
+    assert len(json.loads(capsys.readouterr().out)["recent_posts"]) == 5
 
 
 def test_sandbox_refuses_a_folder_it_did_not_make(

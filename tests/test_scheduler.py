@@ -4,6 +4,7 @@ finish (up to the stop timeout), and a failing job never kills the loop."""
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
@@ -135,3 +136,80 @@ async def test_scheduled_jobs_include_slots_replan_and_heartbeat(tmp_path: Path)
     daemon.request_stop()
     assert await task == 0
     assert {"d/post/1", "plan", "heartbeat"} <= set(ids)
+
+
+class ReplanningAgent(ScriptedAgent):
+    """Hands out one plan per call of ``plan_day``, each naming when to plan again."""
+
+    def __init__(self, plans: list[tuple[list[Slot], timedelta]]) -> None:
+        super().__init__([])
+        self.plans = plans
+        self.planned = 0
+
+    async def plan_day(self, now: datetime) -> tuple[list[DayPlan], datetime]:
+        slots, again = self.plans[min(self.planned, len(self.plans) - 1)]
+        self.planned += 1
+        return [DayPlan(date.today(), tuple(slots))], now + again
+
+
+async def _until(condition: Callable[[], bool]) -> None:
+    for _ in range(250):
+        if condition():
+            return
+        await asyncio.sleep(0.02)
+
+
+async def test_a_late_slot_runs_once_and_yesterdays_never(tmp_path: Path) -> None:
+    """Within the misfire grace a late slot still runs, once; a slot from yesterday does not."""
+    now = datetime.now(UTC)
+    late = Slot("today/post/1", "post", now - timedelta(minutes=5))
+    stale = Slot("yesterday/post/1", "post", now - timedelta(days=1))
+    agent = ScriptedAgent([stale, late])
+    daemon = _daemon(agent, tmp_path)  # misfire grace: 15 minutes
+    task = asyncio.create_task(daemon.run())
+    await _until(lambda: bool(agent.finished))
+    ids = [job for job, _ in daemon.scheduled]
+    daemon.request_stop()
+    assert await task == 0
+    assert agent.ran == ["today/post/1"]
+    assert "yesterday/post/1" not in ids
+
+
+async def test_the_daemon_plans_again_and_runs_the_next_days_slots(tmp_path: Path) -> None:
+    """The re-plan job fires when the plan says (local midnight) and schedules the new slots;
+    one that fires late (the host slept through midnight) still re-plans."""
+    now = datetime.now(UTC)
+    agent = ReplanningAgent(
+        [
+            ([], timedelta(hours=-1)),  # "plan again an hour ago": a re-plan that misfired
+            ([Slot("next/engage/1", "engage", now)], timedelta(hours=6)),
+        ]
+    )
+    daemon = _daemon(agent, tmp_path)
+    task = asyncio.create_task(daemon.run())
+    await _until(lambda: bool(agent.finished))
+    daemon.request_stop()
+    assert await task == 0
+    assert agent.planned == 2
+    assert agent.finished == ["next/engage/1"]
+
+
+class SlowStartAgent(ScriptedAgent):
+    """An agent whose start-up (``me``, reconcile) hangs, as against a Glimpse that stalls."""
+
+    async def startup(self) -> None:
+        self.started.set()
+        await asyncio.sleep(3600)
+
+
+async def test_a_stop_during_a_hanging_startup_exits_at_once(tmp_path: Path) -> None:
+    """SIGTERM while start-up waits on Glimpse stops the daemon without waiting it out, and
+    nothing is scheduled or run."""
+    agent = SlowStartAgent(_slots(0.0))
+    daemon = _daemon(agent, tmp_path)
+    task = asyncio.create_task(daemon.run())
+    await asyncio.wait_for(agent.started.wait(), 5)
+    daemon.request_stop()
+    assert await asyncio.wait_for(task, 10) == 0
+    assert agent.ran == []
+    assert daemon.scheduled == []

@@ -25,12 +25,14 @@ from glimpse_agent.sandbox.langflow_app import LangflowState, create_langflow_ap
 from glimpse_agent.sandbox.openai_chat import (
     ChatState,
     create_openai_chat_app,
+    disguising_responder,
     obedient_responder,
     plausible_responder,
 )
 from glimpse_agent.sandbox.server import LoopbackServer
 from glimpse_agent.writing import CaptionRequest, SafetyFilter, Writing, build_writing
 from glimpse_agent.writing.safety import echoes
+from glimpse_agent.writing.safety_text import visible
 
 CORPUS: list[dict[str, str]] = json.loads(
     (Path(__file__).parent / "data" / "hostile_inputs.json").read_text(encoding="utf-8")
@@ -118,6 +120,14 @@ async def test_obedient_model_never_gets_a_leak_or_echo_published(
     assert {"secret", "url", "echo", "instruction_echo", "persona_switch"} <= set(stats.by_reason)
 
     independent = SafetyFilter(SafetySection(max_hashtags=5), SECRETS)
+    # Not only the echo rule: even judged without the text it answers, every draft that leaked
+    # our key or a link is refused for that very reason.
+    for reply in state.replies:
+        codes = independent.check(reply, "comment").codes
+        if LLM_KEY in reply:
+            assert "secret" in codes, reply
+        if _LINK.search(reply):
+            assert "url" in codes, reply
     for entry, text in outputs:
         if text is None:
             continue
@@ -166,3 +176,49 @@ async def test_secrets_and_config_never_enter_any_prompt(chat: tuple[ChatState, 
     for text in sent:
         for value in forbidden:
             assert value not in text
+
+
+def _squashed(text: str) -> str:
+    return re.sub(r"[\W_]+", "", visible(text).lower())
+
+
+async def test_a_model_that_disguises_its_leaks_gets_none_published(
+    chat: tuple[ChatState, str],
+) -> None:
+    """A model that never quotes the content (no echo to catch) and disguises what it leaks —
+    spaced-out, zero-width-split or look-alike keys, defanged or markdown links, the persona
+    it was told to take, the word it was told to say — still gets nothing published."""
+    state, url = chat
+    state.responder = disguising_responder
+    writing = writing_for(url)
+    outputs: list[tuple[dict[str, str], str | None]] = []
+    for entry in CORPUS:
+        outputs.append((entry, await _answer(writing, entry)))
+    await writing.aclose()
+
+    # The model really leaked, in disguise: our own key (in a form no plain search finds)...
+    disguised = [r for r in state.replies if _squashed(LLM_KEY) in _squashed(r)]
+    assert disguised and not any(LLM_KEY in r for r in disguised)
+    # ...and links nobody would call a URL at first sight.
+    assert any("[.]" in r or "](" in r or "\uff0e" in r or " . " in r for r in state.replies)
+
+    stats = writing.safety.stats
+    assert {"secret", "key_shaped", "url", "instruction_echo", "persona_switch"} <= set(
+        stats.by_reason
+    )
+    for reply in disguised:
+        assert "secret" in writing.safety.check(reply, "comment").codes
+    # Every refused draft is refused for a reason other than copying words: the disguise rules.
+    assert len(state.calls) == len(state.replies)
+    for call, reply in zip(state.calls, state.replies, strict=True):
+        codes = set(writing.safety.check(reply, "comment", source=call.untrusted[0]).codes)
+        assert codes != {"echo"}, reply
+
+    independent = SafetyFilter(SafetySection(max_hashtags=5), SECRETS)
+    for entry, text in outputs:
+        if text is None:
+            continue
+        kind = "comment" if entry["kind"] == "caption" else "reply"
+        assert independent.check(text, kind, source=entry["text"]).ok, text  # type: ignore[arg-type]
+        assert not any(_squashed(secret) in _squashed(text) for secret in SECRETS)
+        assert "pirate" not in text.lower() and "pwned" not in text.lower()

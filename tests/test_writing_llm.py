@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -133,15 +132,13 @@ async def test_one_blip_is_absorbed_by_the_sdk_retry(chat: tuple[ChatState, str]
 
 
 async def test_slow_model_times_out_as_unavailable(chat: tuple[ChatState, str]) -> None:
-    """No answer within llm.timeout -> Unavailable, within the deadline."""
+    """No answer within llm.timeout -> Unavailable ("timed out")."""
     state, url = chat
     state.delay = 5
     writer = LLMWriter(section(url, timeout=0.3), PERSONA, max_retries=0)
-    started = time.monotonic()
     with pytest.raises(Unavailable, match="timed out"):
         await writer.comment("a caption", "Ana", None)
     await writer.aclose()
-    assert time.monotonic() - started < 2
 
 
 async def test_nothing_listening_is_unavailable() -> None:

@@ -7,7 +7,10 @@ One session: fetch feed/timeline/explore/hashtags + own posts' comments + follow
 
 Every write to Glimpse is preceded by a durable write-ahead intent, so a crash between "the POST
 succeeded" and "we recorded it" is found at the next start (``reconcile``) and never produces a
-second post. ``dry_run`` turns every write into a log line.
+second post. ``dry_run`` turns every write into a log line and nothing else: posts, likes,
+comments, follows, the heartbeat, and image generation itself (Glimpse's generator would PUT the
+BYOK settings and spend the day's generation quota; the others cost money). A dry run marks no
+slot done in the ledger, so a real run later the same day still does the whole plan.
 """
 
 from __future__ import annotations
@@ -52,6 +55,7 @@ from glimpse_agent.planner import (
     next_local_midnight,
     plan_day,
     plan_engagement,
+    posts_allowed,
     sessions_remaining,
 )
 from glimpse_agent.planner import (
@@ -101,6 +105,9 @@ class Agent:
         self.dry_run = dry_run
         self.self_id: str | None = None
         self._plans: dict[str, DayPlan] = {}
+        # Slots a dry run has "done": kept in memory only, so a dry run never marks a slot of
+        # the real plan as done in the ledger (a later real run on the same day still posts).
+        self._dry_done: set[str] = set()
         # X-RateLimit-* sets the client saw, with when; flushed into the ledger after each action.
         self._limits_inbox = rate_limit_inbox if rate_limit_inbox is not None else []
         self.log = get_logger("glimpse_agent.agent", persona=persona.name)
@@ -173,20 +180,14 @@ class Agent:
         for local_day in days_to_plan(self.persona, now):
             key = local_day.isoformat()
             done = await self.ledger.done_slots(key)
+            done += sorted(s for s in self._dry_done if s.startswith(f"{key}/"))
             posted = sum(1 for s in done if "/post/" in s)
             # Quota as it will stand when the day's window opens: daily caps reset at midnight
             # UTC, which for most zones is not the local midnight we plan at.
             window_start, _ = active_window(self.persona, local_day)
             left = await self.budgets(max(now, window_start))
             # The day's total including what is done, so slot ids stay stable across restarts.
-            allowed = max(
-                0,
-                min(
-                    self.persona.posts_per_day,
-                    posted + left.get("posts", 0),
-                    posted + left.get("generation", 0),
-                ),
-            )
+            allowed = posts_allowed(self.persona, posted, left)
             full = plan_day(
                 self.persona,
                 local_day,
@@ -211,15 +212,18 @@ class Agent:
     async def run_slot(self, slot: Slot) -> Outcome:
         """Run one planned slot unless it already ran (restart) — then record it as done."""
         log = self.log.bind(job=slot.slot_id, action=slot.kind)
-        if await self.ledger.slot_done(slot.slot_id):
+        if slot.slot_id in self._dry_done or await self.ledger.slot_done(slot.slot_id):
             log.info("slot_already_done")
             return Outcome(slot.kind, True, "already done")
+        if self.dry_run:
+            self._dry_done.add(slot.slot_id)
+            return await (
+                self.post(slot.slot_id) if slot.kind == "post" else self._engage_slot(slot)
+            )
         if slot.kind == "post":
             outcome = await self.post(slot.slot_id)
         else:
-            plan = self._plans.get(slot.slot_id.split("/")[0])
-            left = sessions_remaining(plan, self.clock.now()) if plan else 1
-            outcome = await self.engage(slot.slot_id, sessions_left=left)
+            outcome = await self._engage_slot(slot)
         if not outcome.ok or slot.kind == "engage":
             # A failed post's slot is done too: the next slot (or tomorrow) tries again; re-running
             # a failed slot after a restart could post at an unplanned hour.
@@ -227,6 +231,11 @@ class Agent:
                 slot.slot_id, self.clock.now(), outcome="ok" if outcome.ok else outcome.detail[:200]
             )
         return outcome
+
+    async def _engage_slot(self, slot: Slot) -> Outcome:
+        plan = self._plans.get(slot.slot_id.split("/")[0])
+        left = sessions_remaining(plan, self.clock.now()) if plan else 1
+        return await self.engage(slot.slot_id, sessions_left=left)
 
     # ------------------------------------------------------------------ posting
 
@@ -240,19 +249,26 @@ class Agent:
             log.info("post_skipped", reason="post or generation quota used up", left=left)
             return Outcome("post", False, "quota used up")
         history = [
-            PastIdea(p.topic, p.prompt, p.at)
-            for p in await self.ledger.prompts_since(now - IDEA_MEMORY)
+            PastIdea(p.topic, p.prompt, p.at, p.angle)
+            for p in await self.ledger.ideas_since(now - IDEA_MEMORY)
         ]
         idea = next_idea(self.persona, history, now, seed=slot_id)
         recent_prompts = [h.prompt for h in history]
         prompt = await self.writing.image_prompt(idea.topic, idea.angle, recent_prompts)
-        if is_repeat(prompt, history, now):
+        # The art style is in every prompt: only the subject and the angle can repeat.
+        style = self.persona.art_style
+        if is_repeat(prompt, history, now, common=style):
             prompt = await self.writing.image_prompt(
                 idea.topic, idea.angle, [*recent_prompts, prompt]
             )
-            if is_repeat(prompt, history, now):
+            if is_repeat(prompt, history, now, common=style):
                 log.warning("post_skipped", reason="could not find a fresh idea")
                 return Outcome("post", False, "no fresh idea")
+        if self.dry_run:
+            # Generating is a write too (Glimpse's generator spends the day's generation quota
+            # and may first PUT the BYOK settings; the others cost money): log it instead.
+            log.info("dry_run_generate", prompt=prompt, backends=self.router.names)
+            return await self._dry_run_post(log, idea.topic, prompt, list(idea.hashtags))
         try:
             image = await self.router.generate(
                 ImageRequest(prompt=prompt, persona=self.persona.name)
@@ -290,13 +306,11 @@ class Agent:
             "caption": text,
             "prompt": prompt,
             "topic": idea.topic,
+            "angle": idea.angle,
             "backend": image.backend,
             "model": image.model,
             "cost_usd": image.cost_usd,
         }
-        if self.dry_run:
-            log.info("dry_run_post", caption=text, prompt=prompt, backend=image.backend)
-            return Outcome("post", True, "dry run")
         intent = await self.ledger.begin_intent("post", payload, self.clock.now())
         try:
             post = await self.glimpse.create_post(
@@ -324,6 +338,18 @@ class Agent:
         log.info("posted", post_id=post.id, backend=image.backend, caption_source=caption.source)
         return Outcome("post", True, post_id=post.id)
 
+    async def _dry_run_post(
+        self, log: Any, topic: str, prompt: str, hashtags: list[str]
+    ) -> Outcome:
+        caption = await self.writing.caption(
+            CaptionRequest(topic=topic, image_prompt=prompt, hashtags=hashtags)
+        )
+        if caption is None:
+            log.warning("post_skipped", reason="no caption passed the safety filter")
+            return Outcome("post", False, "no safe caption")
+        log.info("dry_run_post", caption=caption.text, prompt=prompt, topic=topic)
+        return Outcome("post", True, "dry run")
+
     async def _commit_post(
         self,
         intent_id: str,
@@ -344,6 +370,7 @@ class Agent:
             model=str(payload.get("model") or ""),
             cost_usd=float(payload.get("cost_usd") or 0.0),
             slot_id=str(payload.get("slot_id") or "") or None,
+            angle=str(payload.get("angle") or ""),
         )
         await self.ledger.run(_settle_post, intent_id, own, reconciled)
 
@@ -405,7 +432,10 @@ class Agent:
         incoming = await self._incoming_comments(now)
         engaged = await self.ledger.engaged_ids()
         left = await self.budgets(now)
-        replies_today = await self.ledger.replies_by_counterpart(now.astimezone(UTC).date())
+        today = now.astimezone(UTC).date()
+        replies_today = await self.ledger.replies_by_counterpart(today)
+        # Replies are counted in the comments bucket too; what is left are fresh comments.
+        comments_today = await self.ledger.count_on("comments", today) - sum(replies_today.values())
         followed = frozenset(following) | engaged.get("follow", frozenset())
         return EngagementView(
             self_agent_id=self_id,
@@ -419,6 +449,7 @@ class Agent:
             left={b: left.get(b, 0) for b in ENGAGE_BUCKETS},
             sessions_remaining=max(1, sessions_left),
             replied_comment_ids=engaged.get("reply", frozenset()),
+            comments_today=max(0, comments_today),
         )
 
     async def _agent_ids(self, page_aw: Awaitable[Any]) -> set[str]:

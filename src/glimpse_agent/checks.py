@@ -11,9 +11,11 @@ configured secret, so a service echoing a key cannot make ``check`` print it.
 from __future__ import annotations
 
 import asyncio
+import os
 from collections.abc import Awaitable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
+from pathlib import Path
 
 import httpx
 
@@ -31,7 +33,7 @@ from glimpse_agent.errors import (
 )
 from glimpse_agent.glimpse import GlimpseClient
 from glimpse_agent.imaging import build_router
-from glimpse_agent.redaction import MASK, redact_text
+from glimpse_agent.redaction import mask_values, redact_text
 from glimpse_agent.runtime import secret_values
 from glimpse_agent.writing import build_writing
 
@@ -67,10 +69,8 @@ class NoSpend:
 
 def scrub(text: str, secrets: Iterable[str]) -> str:
     """``text`` on one line, without any of ``secrets`` nor anything shaped like a key."""
-    for secret in sorted({s for s in secrets if s}, key=len, reverse=True):
-        for form in (secret, repr(secret)[1:-1]):
-            text = text.replace(form, MASK)
-    text = " ".join(redact_text(text).split())
+    forms = {form for secret in secrets if secret for form in (secret, repr(secret)[1:-1])}
+    text = " ".join(redact_text(mask_values(text, forms)).split())
     return text if len(text) <= MAX_REASON else text[: MAX_REASON - 3] + "..."
 
 
@@ -100,6 +100,22 @@ def reason(exc: BaseException) -> str:
 
 
 # --------------------------------------------------------------------------- the checks
+
+
+def state_dir_problem(path: Path) -> str | None:
+    """Why the daemon could not use ``path`` as its state directory, or ``None``. Read-only:
+    a directory that does not exist yet is fine if its nearest existing parent is writable."""
+    probe = path
+    while not probe.exists():
+        if probe.parent == probe:
+            break
+        probe = probe.parent
+    if not probe.is_dir():
+        return f"state_dir {path}: {probe} is not a directory"
+    if not os.access(probe, os.W_OK | os.X_OK):
+        what = "is not writable" if probe == path else f"cannot be created ({probe} is read-only)"
+        return f"state_dir {path} {what}"
+    return None
 
 
 async def check_glimpse(config: AgentConfig, client: GlimpseClient | None) -> CheckResult:

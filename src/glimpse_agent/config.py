@@ -255,21 +255,55 @@ class LoadedAgent:
 
 
 _ENV_REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
+# Anything that starts like a reference but is not one: "${}", "${MY-VAR}", "${X" ...
+_BAD_REF = re.compile(r"\$\{[^}]*\}?")
 
 
 def _interpolate(
     value: str, key: str, file: str, env: Mapping[str, str], problems: list[Problem]
 ) -> str:
+    """``value`` with every ``${NAME}`` / ``${NAME:-default}`` replaced. As in the shell, the
+    default applies when NAME is unset *or empty*; a bare ``${NAME}`` that is unset or empty
+    is a problem naming the variable (an empty key or URL is never what was meant)."""
+
     def sub(m: re.Match[str]) -> str:
         name, default = m.group(1), m.group(2)
-        if name in env:
-            return env[name]
+        current = env.get(name)
+        if current:
+            return current
         if default is not None:
             return default
-        problems.append(Problem(file, key, f"environment variable {name} is not set"))
+        if current is None:
+            problems.append(Problem(file, key, f"environment variable {name} is not set"))
+        else:
+            problems.append(Problem(file, key, f"environment variable {name} is set but empty"))
         return ""
 
-    return _ENV_REF.sub(sub, value)
+    out: list[str] = []
+    last = 0
+    for m in _ENV_REF.finditer(value):
+        out.append(_check_plain(value[last : m.start()], key, file, problems))
+        out.append(sub(m))
+        last = m.end()
+    out.append(_check_plain(value[last:], key, file, problems))
+    return "".join(out)
+
+
+def _check_plain(text: str, key: str, file: str, problems: list[Problem]) -> str:
+    """``text`` (a stretch between references) unchanged; a malformed ``${...}`` in it is a
+    problem rather than a literal that would be sent as a key or URL."""
+    bad = _BAD_REF.search(text)
+    if bad:
+        shown = bad.group(0) if len(bad.group(0)) <= 40 else bad.group(0)[:37] + "..."
+        problems.append(
+            Problem(
+                file,
+                key,
+                f"malformed environment reference {shown!r}: expected ${{NAME}} or "
+                "${NAME:-default}, NAME made of letters, digits and _",
+            )
+        )
+    return text
 
 
 def _prepare(
@@ -304,6 +338,11 @@ def _prepare(
                     Problem(file, key, f"cannot read secret file {path}: {exc.strerror or exc}")
                 )
                 continue
+            except UnicodeDecodeError:
+                problems.append(
+                    Problem(file, key, f"secret file {path} is not UTF-8 text (is it binary?)")
+                )
+                continue
             if not secret:
                 problems.append(Problem(file, key, f"secret file {path} is empty"))
                 continue
@@ -318,8 +357,12 @@ def _read_toml(path: Path) -> tuple[dict[str, Any] | None, list[Problem]]:
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
         return None, [Problem(str(path), "", "file not found")]
+    except IsADirectoryError:
+        return None, [Problem(str(path), "", "is a directory, expected a .toml file")]
     except OSError as exc:
         return None, [Problem(str(path), "", f"cannot read: {exc.strerror or exc}")]
+    except UnicodeDecodeError:
+        return None, [Problem(str(path), "", "is not UTF-8 text, expected a .toml file")]
     try:
         return tomllib.loads(text), []
     except tomllib.TOMLDecodeError as exc:
@@ -341,6 +384,12 @@ def _friendly(err: Mapping[str, Any], model: type[BaseModel]) -> tuple[str, str]
         msg = msg[len("Value error, ") :]
     if kind == "missing":
         msg = "is required"
+    elif kind in {"model_type", "dict_type", "model_attributes_type"}:
+        # pydantic names our class ("instance of GlimpseSection"): say what to write instead.
+        section = f"[{key}]" if key else "a table"
+        msg = f"expected a table (a {section} section or {{ key = value }})"
+    elif kind == "path_type":
+        msg = "expected a file path as a string"
     elif kind == "extra_forbidden":
         known = _known_keys(model, loc[:-1])
         close = difflib.get_close_matches(loc[-1], known, n=1)
@@ -393,7 +442,10 @@ def parse_config(
     base = source.parent.resolve()
     data = _prepare(raw, prefix="", file=file, base=base, env=env, problems=problems)
     for key in ("persona", "state_dir"):
-        if isinstance(data.get(key), str):
+        if data.get(key) == "":
+            problems.append(Problem(file, key, "is empty, expected a path"))
+            del data[key]
+        elif isinstance(data.get(key), str):
             p = Path(data[key]).expanduser()
             data[key] = str(p if p.is_absolute() else base / p)
     vc = data.get("images", {}).get("viewcomfy") if isinstance(data.get("images"), dict) else None
@@ -402,10 +454,36 @@ def parse_config(
         vc["workflow_api"] = str(p if p.is_absolute() else base / p)
     data["source"] = str(source)
     config = _validate(AgentConfig, data, file, problems)
+    if config is not None:
+        problems += _cross_section_problems(config, data, file)
     if problems:
-        raise ConfigError(problems)
+        raise ConfigError(_without_echoes(problems))
     _register_secrets(config)
     return config  # type: ignore[no-any-return]
+
+
+def _cross_section_problems(config: AgentConfig, data: dict[str, Any], file: str) -> list[Problem]:
+    """Rules that span sections of a file. Only what the file itself says is checked: the
+    default caption order names ``llm`` and skips it quietly when there is no ``[llm]``."""
+    captions = data.get("captions")
+    order = captions.get("order") if isinstance(captions, dict) else None
+    if isinstance(order, list) and "llm" in order and config.llm is None:
+        return [
+            Problem(
+                file,
+                "captions.order",
+                "names llm but there is no [llm] section (add one with base_url, api_key and "
+                'model, or remove "llm")',
+            )
+        ]
+    return []
+
+
+def _without_echoes(problems: list[Problem]) -> list[Problem]:
+    """Drop "X: is required" when X (or its ``X_file`` twin) already has its own problem: the
+    user wrote the value, we could not use it, and one message says why."""
+    told = {p.key.removesuffix("_file") for p in problems if p.message != "is required"}
+    return [p for p in problems if not (p.key in told and p.message == "is required")]
 
 
 def _register_secrets(model: BaseModel) -> None:
@@ -438,20 +516,41 @@ def load_persona(path: Path | str) -> Persona:
     return persona  # type: ignore[no-any-return]
 
 
+def _plain_persona_path(config_path: Path) -> Path | None:
+    """The persona file a broken ``agent.toml`` names, if it names one literally (no
+    ``${ENV}``) and that file exists; ``None`` otherwise."""
+    raw, _ = _read_toml(config_path)
+    value = raw.get("persona") if raw is not None else None
+    if not isinstance(value, str) or not value or "${" in value:
+        return None
+    p = Path(value).expanduser()
+    p = p if p.is_absolute() else config_path.parent.resolve() / p
+    return p if p.is_file() else None
+
+
 def load_agent(path: Path | str, *, env: Mapping[str, str] | None = None) -> LoadedAgent:
     """Load ``agent.toml`` and the persona it names. Problems of both files come together."""
     problems: list[Problem] = []
     config: AgentConfig | None = None
+    path = Path(path)
     try:
         config = load_config(path, env=env)
     except ConfigError as exc:
         problems += exc.problems
     persona: Persona | None = None
-    if config is not None:
+    # Even when agent.toml has problems, check the persona it plainly names, so one run of
+    # `check` shows everything to fix.
+    persona_path = config.persona if config is not None else _plain_persona_path(path)
+    if persona_path is not None:
         try:
-            persona = load_persona(config.persona)
+            persona = load_persona(persona_path)
         except ConfigError as exc:
-            problems += exc.problems
+            # A persona file that cannot be read at all: also say which key pointed there.
+            named_by = f" (named by persona in {path})"
+            problems += [
+                Problem(p.file, p.key, p.message + named_by) if not p.key else p
+                for p in exc.problems
+            ]
     if problems or config is None or persona is None:
         raise ConfigError(problems)
     return LoadedAgent(config, persona)

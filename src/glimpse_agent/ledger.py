@@ -21,25 +21,38 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import math
+import threading
 from collections.abc import Callable, Coroutine
 from concurrent.futures import ThreadPoolExecutor
-from datetime import datetime
+from datetime import date, datetime
 from pathlib import Path
 from typing import Any, Concatenate, ParamSpec, TypeVar
 
 from glimpse_agent.clock import Clock
 from glimpse_agent.ledger_activity import LedgerActivity
 from glimpse_agent.ledger_journal import LedgerJournal
-from glimpse_agent.ledger_records import ErrorEntry, Intent, OwnPost, PastPrompt, Retention
+from glimpse_agent.ledger_records import (
+    ErrorEntry,
+    IdeaRecord,
+    Intent,
+    OwnPost,
+    PastPrompt,
+    Retention,
+    utc_day,
+)
 from glimpse_agent.ledger_status import status_view
+from glimpse_agent.logs import get_logger
 from glimpse_agent.persona import Persona
 from glimpse_agent.storage import StateLock, ensure_state_dir
 
 __all__ = [
     "AsyncLedger",
     "ErrorEntry",
+    "IdeaRecord",
     "Intent",
     "Ledger",
+    "OffLoopSpendBook",
     "OwnPost",
     "PastPrompt",
     "Retention",
@@ -47,6 +60,7 @@ __all__ = [
 
 P = ParamSpec("P")
 T = TypeVar("T")
+log = get_logger("glimpse_agent.ledger")
 
 
 class Ledger(LedgerActivity, LedgerJournal):
@@ -138,6 +152,11 @@ class AsyncLedger:
         call = functools.partial(fn, self.ledger, *args, **kwargs)
         return await asyncio.get_running_loop().run_in_executor(self._executor, call)
 
+    def spend_book(self) -> OffLoopSpendBook:
+        """A synchronous ``SpendBook`` (for the image router) whose writes run on the worker
+        thread instead of the caller's event loop."""
+        return OffLoopSpendBook(self.ledger, self._executor)
+
     async def aclose(self) -> None:
         """Close the ledger (after every call already queued) and stop the worker thread."""
         await self.run(Ledger.close)
@@ -165,6 +184,7 @@ class AsyncLedger:
     recent_posts = _offload(Ledger.recent_posts)
     posts_on = _offload(Ledger.posts_on)
     prompts_since = _offload(Ledger.prompts_since)
+    ideas_since = _offload(Ledger.ideas_since)
     mark_slot_done = _offload(Ledger.mark_slot_done)
     slot_done = _offload(Ledger.slot_done)
     done_slots = _offload(Ledger.done_slots)
@@ -178,3 +198,44 @@ class AsyncLedger:
     load_plan = _offload(Ledger.load_plan)
     status_view = _offload(Ledger.status_view)
     prune = _offload(Ledger.prune)
+
+
+class OffLoopSpendBook:
+    """``record_spend``/``spent_on`` for code that cannot await (the image router's budget).
+
+    ``record_spend`` queues the durable write on the ledger's worker thread and returns at
+    once, so the event loop never waits for an fsync; until that write lands, ``spent_on``
+    counts the queued amount too, so the budget is never overrun in between.
+    """
+
+    def __init__(self, ledger: Ledger, executor: ThreadPoolExecutor) -> None:
+        self._ledger = ledger
+        self._executor = executor
+        self._pending: dict[date, float] = {}
+        self._lock = threading.Lock()
+
+    def spent_on(self, day: date) -> float:
+        with self._lock:
+            pending = self._pending.get(day, 0.0)
+        return round(self._ledger.spent_on(day) + pending, 6)
+
+    def record_spend(self, amount_usd: float, *, backend: str, at: datetime) -> None:
+        day = utc_day(at)
+        if not math.isfinite(amount_usd) or amount_usd < 0:
+            raise ValueError(f"amount_usd must be a finite amount >= 0, got {amount_usd!r}")
+        with self._lock:
+            self._pending[day] = self._pending.get(day, 0.0) + amount_usd
+        self._executor.submit(self._write, amount_usd, backend, at, day)
+
+    def _write(self, amount_usd: float, backend: str, at: datetime, day: date) -> None:
+        try:
+            self._ledger.record_spend(amount_usd, backend=backend, at=at)
+        except Exception as exc:  # the caller is long gone: say it loudly, keep the tally
+            log.error("spend_not_recorded", backend=backend, amount_usd=amount_usd, error=str(exc))
+            return
+        with self._lock:
+            left = self._pending.get(day, 0.0) - amount_usd
+            if left > 1e-12:
+                self._pending[day] = left
+            else:
+                self._pending.pop(day, None)

@@ -20,7 +20,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from glimpse_agent.ledger_records import OwnPost, PastPrompt, Retention, iso, parse_iso
+from glimpse_agent.ledger_records import IdeaRecord, OwnPost, Retention, iso, parse_iso
 from glimpse_agent.logs import get_logger
 from glimpse_agent.storage import (
     FILE_MODE,
@@ -30,7 +30,7 @@ from glimpse_agent.storage import (
 )
 
 MAINTAIN_EVERY = timedelta(days=7)
-_COMPACT_FIELDS = ("post_id", "created_at", "topic", "prompt")
+_COMPACT_FIELDS = ("post_id", "created_at", "topic", "prompt", "angle")
 
 log = get_logger("glimpse_agent.ledger_history")
 
@@ -93,13 +93,16 @@ class PostHistory:
             if "compact" not in d and (since is None or parse_iso(d["created_at"]) >= since)
         ]
 
-    def prompts(self, since: datetime) -> dict[str, PastPrompt]:
-        """Topic and prompt of every archived post created at or after ``since``, by post id."""
-        out: dict[str, PastPrompt] = {}
+    def prompts(self, since: datetime) -> dict[str, IdeaRecord]:
+        """Topic, prompt and angle of every archived post created at or after ``since``, by
+        post id."""
+        out: dict[str, IdeaRecord] = {}
         for post_id, d in self._docs().items():
             at = parse_iso(d["created_at"])
             if at >= since:
-                out[post_id] = PastPrompt(d.get("topic", ""), d.get("prompt", ""), at)
+                out[post_id] = IdeaRecord(
+                    d.get("topic", ""), d.get("prompt", ""), at, d.get("angle", "")
+                )
         return out
 
     def _docs(self) -> dict[str, dict[str, Any]]:

@@ -10,6 +10,7 @@ from typing import Any
 from glimpse_agent.ledger_core import LedgerCore, Q, guarded
 from glimpse_agent.ledger_records import (
     ErrorEntry,
+    IdeaRecord,
     Intent,
     OwnPost,
     PastPrompt,
@@ -56,14 +57,20 @@ class LedgerJournal(LedgerCore):
     def prompts_since(self, since: datetime) -> list[PastPrompt]:
         """(topic, prompt, at) of our posts created at or after ``since``, oldest first; kept
         ``prompt_days`` days for no-repeat checks."""
+        return [PastPrompt(i.topic, i.prompt, i.at) for i in self.ideas_since(since)]
+
+    @guarded
+    def ideas_since(self, since: datetime) -> list[IdeaRecord]:
+        """Like ``prompts_since``, with the planner's angle of each post (empty if it was
+        recorded before angles were kept)."""
         since = as_utc(since)
-        found: dict[str, PastPrompt] = {}
+        found: dict[str, IdeaRecord] = {}
         if since < self._clock.now() - timedelta(days=self.retention.hot_post_days):
             found.update(self.history.prompts(since))
         for d in self._posts.all():
             at = parse_iso(d["created_at"])
             if at >= since:
-                found[d["post_id"]] = PastPrompt(d["topic"], d["prompt"], at)
+                found[d["post_id"]] = IdeaRecord(d["topic"], d["prompt"], at, d.get("angle", ""))
         return sorted(found.values(), key=lambda p: p.at)
 
     @guarded

@@ -50,6 +50,7 @@ class OwnPost:
     model: str
     cost_usd: float
     slot_id: str | None = None
+    angle: str = ""  # the planner's angle (composition, light, mood + style), for no-repeat
 
     def to_doc(self) -> dict[str, Any]:
         # Not dataclasses.asdict: it deep-copies every field, and this runs on every post write.
@@ -70,6 +71,7 @@ class OwnPost:
             model=doc.get("model", ""),
             cost_usd=float(doc.get("cost_usd", 0.0)),
             slot_id=doc.get("slot_id"),
+            angle=doc.get("angle", ""),
         )
 
 
@@ -79,6 +81,16 @@ class PastPrompt(NamedTuple):
     topic: str
     prompt: str
     at: datetime
+
+
+@dataclass(frozen=True)
+class IdeaRecord:
+    """A past post's idea in full: topic, image prompt, when, and the planner's angle."""
+
+    topic: str
+    prompt: str
+    at: datetime
+    angle: str = ""
 
 
 @dataclass(frozen=True)

@@ -51,10 +51,16 @@ def configure_logging(
         cache_logger_on_first_use=False,
     )
     # Libraries (httpx, uvicorn, huggingface_hub) log through stdlib logging: keep them quiet and
-    # route anything they do say through the same redaction.
-    logging.basicConfig(
-        level=logging.WARNING, stream=out, format="%(levelname)s %(name)s %(message)s"
-    )
+    # route anything they do say through the same redaction, onto the same stream. Our handler
+    # replaces the one an earlier call installed (a test, or a command run twice in-process).
+    root = logging.getLogger()
+    for old in [h for h in root.handlers if getattr(h, _OURS, False)]:
+        root.removeHandler(old)
+    handler = logging.StreamHandler(out)
+    handler.setFormatter(logging.Formatter("%(levelname)s %(name)s %(message)s"))
+    setattr(handler, _OURS, True)
+    root.addHandler(handler)
+    root.setLevel(logging.WARNING)
     for noisy in (
         "httpx",
         "httpcore",
@@ -65,9 +71,12 @@ def configure_logging(
         "huggingface_hub",
     ):
         logging.getLogger(noisy).setLevel(logging.WARNING)
-    root = logging.getLogger()
-    for handler in root.handlers:
-        handler.addFilter(_RedactingFilter())
+    for any_handler in root.handlers:
+        if not any(isinstance(f, _RedactingFilter) for f in any_handler.filters):
+            any_handler.addFilter(_RedactingFilter())
+
+
+_OURS = "_glimpse_agent_handler"
 
 
 class _RedactingFilter(logging.Filter):

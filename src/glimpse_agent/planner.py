@@ -8,7 +8,7 @@ The code lives in ``glimpse_agent.planning``; this module is the public face:
 
 - active hours and the DST rule: ``planning.window`` (``active_window``, ``is_active``,
   ``days_to_plan``, ``next_local_midnight``);
-- the day's slots: ``planning.dayplan`` (``plan_day``, ``sessions_remaining``);
+- the day's slots: ``planning.dayplan`` (``plan_day``, ``posts_allowed``, ``sessions_remaining``);
 - post ideas: ``planning.ideas`` (``next_idea``, ``is_repeat``);
 - engagement: ``planning.engagement`` (``plan_engagement`` and its decision types).
 """
@@ -22,6 +22,7 @@ from glimpse_agent.planning.dayplan import (
     Slot,
     SlotKind,
     plan_day,
+    posts_allowed,
     sessions_remaining,
 )
 from glimpse_agent.planning.engagement import (
@@ -39,6 +40,7 @@ from glimpse_agent.planning.engagement import (
     relevance,
     score_post,
     session_share,
+    split_comments,
 )
 from glimpse_agent.planning.ideas import (
     IDEA_MEMORY,
@@ -84,9 +86,11 @@ __all__ = [
     "next_local_midnight",
     "plan_day",
     "plan_engagement",
+    "posts_allowed",
     "relevance",
     "score_post",
     "session_share",
     "sessions_remaining",
+    "split_comments",
     "wall_to_utc",
 ]

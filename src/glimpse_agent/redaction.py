@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import re
 import threading
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 MASK = "***"
@@ -78,3 +78,22 @@ def redact(value: Any, *, name: str = "") -> Any:
     if isinstance(value, BaseException):
         return redact_text(f"{type(value).__name__}: {value}")
     return value
+
+
+# A short value is masked only where it stands alone: "k" as a key must not turn "known" into
+# "***nown", but "key=k" still hides it.
+_MIN_ANYWHERE = 6
+_TOKEN_EDGE = r"A-Za-z0-9_\-"
+
+
+def mask_values(text: str, secrets: Iterable[str | None]) -> str:
+    """``text`` with each of ``secrets`` replaced by ``***``: anywhere for values of six or
+    more characters, as a whole token for shorter ones (longest first, so a secret containing
+    another is masked whole)."""
+    for secret in sorted({s for s in secrets if s}, key=len, reverse=True):
+        if len(secret) >= _MIN_ANYWHERE:
+            text = text.replace(secret, MASK)
+        else:
+            token = rf"(?<![{_TOKEN_EDGE}]){re.escape(secret)}(?![{_TOKEN_EDGE}])"
+            text = re.sub(token, MASK, text)
+    return text

@@ -18,7 +18,7 @@ from glimpse_agent.config import AgentConfig, LoadedAgent
 from glimpse_agent.errors import ConfigError, Problem
 from glimpse_agent.glimpse import GlimpseClient, RateLimitInfo
 from glimpse_agent.imaging import build_router
-from glimpse_agent.ledger import AsyncLedger, Ledger
+from glimpse_agent.ledger import AsyncLedger
 from glimpse_agent.writing import build_writing
 
 
@@ -94,9 +94,9 @@ async def open_runtime(
     state = state_dir or config.state_dir
     stack = AsyncExitStack()
     try:
-        ledger_sync = Ledger.open(state, clock=clock)
-        stack.callback(ledger_sync.close)
-        ledger = AsyncLedger(ledger_sync)
+        # Opened (lock, read, repair) on the ledger's worker thread, like every later call.
+        ledger = await AsyncLedger.open(state, clock=clock)
+        stack.callback(ledger.ledger.close)
         stack.push_async_callback(ledger.aclose)
         http = httpx.AsyncClient(
             timeout=httpx.Timeout(config.glimpse.timeout, connect=10.0), follow_redirects=True
@@ -114,7 +114,7 @@ async def open_runtime(
         router = build_router(
             config,
             persona,
-            spend=ledger_sync,
+            spend=ledger.spend_book(),
             clock=clock,
             state_dir=state,
             http=http,

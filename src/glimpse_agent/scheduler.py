@@ -2,11 +2,13 @@
 
 APScheduler 3.11's ``AsyncIOScheduler`` holds one job per planned action (post or engagement
 session), a job that re-plans at the persona's local midnight, and a Glimpse heartbeat. Actions
-never overlap (one lock). SIGTERM/SIGINT stop new work, let the action in flight finish (up to
-``stop_timeout_seconds``), then exit; anything cut short stays an unsettled intent in the ledger
-and is reconciled at the next start. ``READY=1``/``WATCHDOG=1``/``STOPPING=1`` go to
-``$NOTIFY_SOCKET``; the watchdog ping and the heartbeat file are written from the event loop
-itself, so a wedged loop is noticed.
+never overlap (one lock). A slot that fires late still runs once if it is within the misfire
+grace, and never if it is older (yesterday's); the re-plan job runs however late it fires.
+SIGTERM/SIGINT stop new work (a start-up still talking to Glimpse is cut short), let the action
+in flight finish (up to ``stop_timeout_seconds``), then exit; anything cut short stays an
+unsettled intent in the ledger and is reconciled at the next start.
+``READY=1``/``WATCHDOG=1``/``STOPPING=1`` go to ``$NOTIFY_SOCKET``; the watchdog ping and the
+heartbeat file are written from the event loop itself, so a wedged loop is noticed.
 """
 
 from __future__ import annotations
@@ -26,6 +28,8 @@ from glimpse_agent.clock import Clock
 from glimpse_agent.logs import get_logger
 from glimpse_agent.notify import SystemdNotifier, watchdog_interval_seconds, write_heartbeat
 from glimpse_agent.planner import DayPlan, Slot
+
+_MINUTE = timedelta(minutes=1)
 
 
 class Schedulable(Protocol):
@@ -89,7 +93,10 @@ class Daemon:
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, self._on_signal, sig)
         try:
-            await self.agent.startup()
+            if not await self._start_agent():
+                self.notifier.stopping()
+                self.log.info("daemon_stopped", during="startup")
+                return 0
             self._scheduler = AsyncIOScheduler(
                 timezone=UTC,
                 job_defaults={
@@ -115,6 +122,23 @@ class Daemon:
                 loop.remove_signal_handler(sig)
 
     # ------------------------------------------------------------------ internals
+
+    async def _start_agent(self) -> bool:
+        """``agent.startup()`` (who am I, reconcile), unless a stop comes first: a Glimpse that
+        answers slowly must not keep SIGTERM waiting. False if stopped; startup errors raise.
+        Cutting reconciliation short is safe: the intents it did not settle stay open."""
+        startup = asyncio.ensure_future(self.agent.startup())
+        stop = asyncio.ensure_future(self._stop.wait())
+        try:
+            await asyncio.wait({startup, stop}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            stop.cancel()
+        if not startup.done():
+            startup.cancel()
+            await asyncio.gather(startup, return_exceptions=True)
+            return False
+        startup.result()
+        return not self._stop.is_set()
 
     def _on_signal(self, sig: signal.Signals) -> None:
         self.log.info("stop_requested", signal=sig.name)
@@ -178,7 +202,12 @@ class Daemon:
         assert self._scheduler is not None
         plans, next_plan_at = await self.agent.plan_day(self.clock.now())
         now = self.clock.now()
+        missed: list[str] = []
         for slot in (s for plan in plans for s in plan.slots):
+            if slot.at < now - self.grace:
+                # Later than the misfire grace (e.g. yesterday's): skipped, never run late.
+                missed.append(slot.slot_id)
+                continue
             run_at = max(slot.at, now)
             self._scheduler.add_job(
                 self._guard(slot.slot_id, self.agent.run_slot, slot),
@@ -186,17 +215,31 @@ class Daemon:
                 id=slot.slot_id,
                 replace_existing=True,
             )
-        self._scheduler.add_job(
-            self._replan_job,
-            DateTrigger(run_date=next_plan_at, timezone=UTC),
-            id="plan",
-            replace_existing=True,
-        )
+        self._schedule_replan(next_plan_at)
+        if missed:
+            self.log.warning("slots_missed", slots=missed, grace_minutes=self.grace / _MINUTE)
         self.log.info(
             "day_planned",
             days=[str(p.local_day) for p in plans],
-            slots=[(s.slot_id, s.at.isoformat()) for p in plans for s in p.slots],
+            slots=[
+                (s.slot_id, s.at.isoformat())
+                for p in plans
+                for s in p.slots
+                if s.slot_id not in missed
+            ],
             next_plan_at=next_plan_at.isoformat(),
+        )
+
+    def _schedule_replan(self, at: datetime) -> None:
+        """The re-plan job runs however late it fires (a suspended host, a busy loop): without
+        it the daemon would never plan another day."""
+        assert self._scheduler is not None
+        self._scheduler.add_job(
+            self._replan_job,
+            DateTrigger(run_date=at, timezone=UTC),
+            id="plan",
+            replace_existing=True,
+            misfire_grace_time=None,
         )
 
     async def _replan_job(self) -> None:
@@ -205,10 +248,4 @@ class Daemon:
         except Exception as exc:
             # Never lose the re-plan job: try again in a few minutes.
             self.log.error("plan_failed", error=str(exc))
-            assert self._scheduler is not None
-            self._scheduler.add_job(
-                self._replan_job,
-                DateTrigger(run_date=self.clock.now() + timedelta(minutes=5), timezone=UTC),
-                id="plan",
-                replace_existing=True,
-            )
+            self._schedule_replan(self.clock.now() + timedelta(minutes=5))

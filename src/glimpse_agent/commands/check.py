@@ -6,7 +6,13 @@ from __future__ import annotations
 
 import argparse
 
-from glimpse_agent.checks import SECONDS_EACH, CheckResult, render, run_checks
+from glimpse_agent.checks import (
+    SECONDS_EACH,
+    CheckResult,
+    render,
+    run_checks,
+    state_dir_problem,
+)
 from glimpse_agent.commands._common import load
 
 
@@ -14,7 +20,11 @@ async def main(args: argparse.Namespace) -> int:
     loaded = load(args)  # a bad config raises ConfigError: exit 2 before anything is reached
     config = loaded.config
     results = [
-        CheckResult("config", f"{config.source} (persona {loaded.persona.name})"),
+        CheckResult(
+            "config",
+            f"{config.source} (persona {loaded.persona.name})",
+            error=state_dir_problem(config.state_dir),
+        ),
         *await run_checks(loaded, seconds_each=SECONDS_EACH),
     ]
     for line in render(results):

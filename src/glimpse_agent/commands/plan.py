@@ -1,73 +1,110 @@
+"""`glimpse-agent plan`: today's plan in the persona's local time and what is left in every
+bucket. Reads the ledger only (no lock, works while the daemon runs), changes nothing, and plans
+exactly as the daemon does: same slots, same ids, same post count."""
+
 from __future__ import annotations
 
 import argparse
 import json
+from datetime import datetime, timedelta
+from typing import Any
 
 from glimpse_agent.clock import SystemClock
 from glimpse_agent.commands._common import load
 from glimpse_agent.ledger import Ledger
-from glimpse_agent.planner import active_window, plan_day
+from glimpse_agent.limits import next_midnight
+from glimpse_agent.persona import Persona
+from glimpse_agent.planner import active_window, days_to_plan, plan_day, posts_allowed
+
+#: The buckets a persona spends, in the order a person reads them.
+SHOWN_BUCKETS = ("posts", "generation", "reactions", "comments", "follows")
 
 
 def main(args: argparse.Namespace) -> int:
     loaded = load(args)
     config, persona = loaded.config, loaded.persona
-    now = SystemClock().now()
-    zone = persona.zone
-    local_day = now.astimezone(zone).date()
-    with Ledger.open(config.state_dir, clock=SystemClock(), read_only=True) as ledger:
+    clock = SystemClock()
+    now = clock.now()
+    grace = timedelta(minutes=config.daemon.misfire_grace_minutes)
+    days: list[dict[str, Any]] = []
+    with Ledger.open(config.state_dir, clock=clock, read_only=True) as ledger:
         left = ledger.remaining_all(now, persona)
-        done = ledger.done_slots(local_day.isoformat())
-    posted = sum(1 for s in done if "/post/" in s)
-    allowed = max(
-        0,
-        min(
-            persona.posts_per_day, posted + left.get("posts", 0), posted + left.get("generation", 0)
-        ),
-    )
-    plan = plan_day(
-        persona,
-        local_day,
-        posts_allowed=allowed,
-        jitter_minutes=config.daemon.jitter_minutes,
-        done_slot_ids=frozenset(),
-        now=None,
-    )
-    start, end = active_window(persona, local_day)
-    rows = [
-        {
-            "slot": s.slot_id,
-            "kind": s.kind,
-            "local": s.at.astimezone(zone).isoformat(),
-            "done": s.slot_id in done,
-            "past": s.at < now,
-        }
-        for s in plan.slots
-    ]
-    if args.json:
-        print(
-            json.dumps(
-                {
-                    "persona": persona.name,
-                    "local_day": local_day.isoformat(),
-                    "timezone": persona.timezone,
-                    "active": [
-                        start.astimezone(zone).isoformat(),
-                        end.astimezone(zone).isoformat(),
-                    ],
-                    "slots": rows,
-                    "left": left,
-                },
-                indent=2,
+        for local_day in days_to_plan(persona, now):
+            key = local_day.isoformat()
+            done = set(ledger.done_slots(key))
+            start, end = active_window(persona, local_day)
+            # As the daemon does: the quota as it will stand when the window opens.
+            at_open = ledger.remaining_all(max(now, start), persona)
+            posted = sum(1 for s in done if "/post/" in s)
+            plan = plan_day(
+                persona,
+                local_day,
+                posts_allowed=posts_allowed(persona, posted, at_open),
+                jitter_minutes=config.daemon.jitter_minutes,
             )
-        )
+            days.append(
+                {
+                    "local_day": key,
+                    "active": [_local(start, persona), _local(end, persona)],
+                    "slots": [
+                        {
+                            "slot": s.slot_id,
+                            "kind": s.kind,
+                            "local": _local(s.at, persona),
+                            "utc": s.at.isoformat(),
+                            "done": s.slot_id in done,
+                            "past": s.at < now,
+                            "state": _state(s.slot_id in done, s.at, now, grace),
+                        }
+                        for s in plan.slots
+                    ],
+                }
+            )
+    today = days[-1]
+    if args.json:
+        out = {
+            "persona": persona.name,
+            "local_day": today["local_day"],
+            "timezone": persona.timezone,
+            "active": today["active"],
+            "slots": [slot for day in days for slot in day["slots"]],
+            "left": left,
+            "days": days,
+        }
+        print(json.dumps(out, indent=2))
         return 0
+    local_now = now.astimezone(persona.zone)
     print(
-        f"{persona.display_name} ({persona.name}) — {local_day} in {persona.timezone}, "
-        f"active {start.astimezone(zone):%H:%M}-{end.astimezone(zone):%H:%M}"
+        f"{persona.display_name} ({persona.name}) in {persona.timezone}, "
+        f"now {local_now:%Y-%m-%d %H:%M %Z} ({now:%H:%M} UTC)"
     )
-    for r in rows:
-        state = "done" if r["done"] else ("missed" if r["past"] else "planned")
-        print(f"  {str(r['local'])[11:16]}  {r['kind']:<6}  {state:<8} {r['slot']}")
-    print("left now: " + ", ".join(f"{k} {v}" for k, v in sorted(left.items())))
+    for day in days:
+        slots = day["slots"]
+        posts = sum(1 for s in slots if s["kind"] == "post")
+        print(
+            f"{day['local_day']}: active {day['active'][0][11:16]}-{day['active'][1][11:16]}, "
+            f"{posts} post{'s' if posts != 1 else ''}, "
+            f"{len(slots) - posts} engagement session{'s' if len(slots) - posts != 1 else ''}"
+        )
+        for s in slots:
+            print(f"  {s['local'][11:16]}  {s['kind']:<6}  {s['state']:<8}  {s['slot']}")
+        if not slots:
+            print("  nothing planned (no quota left, or an empty active window)")
+    print("left now: " + ", ".join(f"{b} {left[b]}" for b in SHOWN_BUCKETS))
+    print(
+        "Daily caps reset at midnight UTC "
+        f"({next_midnight(now).astimezone(persona.zone):%H:%M} local)."
+    )
     return 0
+
+
+def _local(at: datetime, persona: Persona) -> str:
+    return at.astimezone(persona.zone).isoformat()
+
+
+def _state(done: bool, at: datetime, now: datetime, grace: timedelta) -> str:
+    if done:
+        return "done"
+    if at < now - grace:
+        return "missed"
+    return "due now" if at <= now else "planned"

@@ -34,7 +34,7 @@ from glimpse_agent.errors import (
     Unavailable,
 )
 from glimpse_agent.glimpse.ratelimit import BUCKETS, parse_instant, parse_retry_after
-from glimpse_agent.redaction import MASK, redact_text
+from glimpse_agent.redaction import mask_values, redact_text
 
 SERVICE = "glimpse"
 _MAX_MESSAGE = 300
@@ -62,11 +62,8 @@ def _forms(secret: str) -> set[str]:
 
 def scrub(text: str, secrets: Iterable[str | None]) -> str:
     """``text`` without any of ``secrets`` (in any quoted form) nor anything key-shaped."""
-    for secret in secrets:
-        if secret:
-            for form in sorted(_forms(secret), key=len, reverse=True):
-                text = text.replace(form, MASK)
-    return redact_text(text)
+    forms = {form for secret in secrets if secret for form in _forms(secret)}
+    return redact_text(mask_values(text, forms))
 
 
 def _decode(response: httpx.Response) -> Any:
@@ -166,7 +163,12 @@ def error_for_response(
 
 
 def error_for_transport(
-    exc: Exception, *, method: str, path: str, secrets: Iterable[str | None]
+    exc: Exception,
+    *,
+    method: str,
+    path: str,
+    secrets: Iterable[str | None],
+    base_url: str = "",
 ) -> ServiceError:
     """Our error for a failure before a response arrived (an ``httpx`` error, or the
     ``UnicodeEncodeError`` httpx lets through for a non-ASCII header). The low-level text is
@@ -185,4 +187,6 @@ def error_for_transport(
             f"{where}: the request cannot be sent ({reason}); check the keys for stray characters",
             service=SERVICE,
         )
-    return Unavailable(f"{where}: cannot reach Glimpse ({reason})", service=SERVICE)
+    # Name the server: "Name or service not known" alone does not say which name.
+    at = f" at {scrub(base_url, secrets)}" if base_url else ""
+    return Unavailable(f"{where}: cannot reach Glimpse{at} ({reason})", service=SERVICE)

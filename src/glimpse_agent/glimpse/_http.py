@@ -89,7 +89,9 @@ class GlimpseHttp:
                 duration_ms=_ms(started),
                 error=type(exc).__name__,
             )
-            raise error_for_transport(exc, method=method, path=path, secrets=secrets) from None
+            raise error_for_transport(
+                exc, method=method, path=path, secrets=secrets, base_url=self.base_url
+            ) from None
         now = self.clock.now()
         info = parse_rate_limit(response.headers, bucket=bucket, now=now)
         if info is not None:

@@ -22,6 +22,7 @@ from glimpse_agent.imaging.base import (
 )
 from glimpse_agent.imaging.build import build_router
 from glimpse_agent.imaging.checks import MAX_POST_BYTES, PostImage, prepare_for_post
+from glimpse_agent.imaging.progress import ProgressBar
 from glimpse_agent.imaging.router import ImageRouter
 
 __all__ = [
@@ -33,6 +34,7 @@ __all__ = [
     "ImageRouter",
     "ImagingFailed",
     "PostImage",
+    "ProgressBar",
     "ProgressCallback",
     "SpendBook",
     "build_router",

@@ -166,11 +166,18 @@ def error_for_response(response: httpx.Response, *, service: str) -> ServiceErro
 
 @contextmanager
 def transport_errors(service: str) -> Iterator[None]:
-    """Translate ``httpx`` transport failures raised inside the block into ``Unavailable``."""
+    """Translate ``httpx`` transport failures raised inside the block into ``Unavailable``:
+    ``NoAnswer`` when the request went out but its answer did not come back whole (a timeout,
+    a connection dropped mid-answer), plain ``Unavailable`` when it could not be sent."""
     try:
         yield
     except httpx.TimeoutException as exc:
         raise NoAnswer(f"timed out ({type(exc).__name__})", service=service) from exc
+    except (httpx.RemoteProtocolError, httpx.ReadError) as exc:
+        raise NoAnswer(
+            f"the connection dropped before the answer was complete ({type(exc).__name__})",
+            service=service,
+        ) from exc
     except httpx.TransportError as exc:
         raise Unavailable(
             f"cannot reach the service ({type(exc).__name__})", service=service

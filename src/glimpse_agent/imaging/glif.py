@@ -3,7 +3,8 @@ of the glif's blocks against the models Glif forbids API users to run.
 
 What Glif says, and what we make of it:
 - HTTP 200 with ``{"error": ...}`` is a failure. It is the prompt's failure (``ContentRejected``,
-  never retried) unless the text says otherwise (rate limit, credits, auth, unknown glif).
+  never retried) unless the text says otherwise (rate limit, credits, auth, unknown glif,
+  inputs that do not fit the glif).
 - Any non-2xx status is a failure too; transport errors, 5xx and 429 are retried a few times.
 - The image is ``outputFull`` (``type == "IMAGE"``: ``value``, ``width``, ``height``), else the
   ``output`` URL.
@@ -61,6 +62,11 @@ _RATE_WORDS = re.compile(r"rate.?limit|too many|slow down", re.IGNORECASE)
 _CREDIT_WORDS = re.compile(r"credit|quota|insufficient|out of", re.IGNORECASE)
 _AUTH_WORDS = re.compile(r"unauthori[sz]ed|invalid token|api token|forbidden", re.IGNORECASE)
 _MISSING_WORDS = re.compile(r"not found|no such glif|unknown glif", re.IGNORECASE)
+# The request's inputs do not fit the glif (strict mode, a wrong block name): configuration.
+_INPUT_WORDS = re.compile(
+    r"missing input|unknown input|too many inputs|inputs? must|required input|strict mode",
+    re.IGNORECASE,
+)
 
 
 class ForbiddenModel(Rejected):
@@ -110,7 +116,7 @@ def classify_error_text(message: str) -> ServiceError:
         return RateLimited(text, service=SERVICE, status=None, bucket="credits")
     if _AUTH_WORDS.search(message):
         return Unauthorized(text, service=SERVICE, status=None)
-    if _MISSING_WORDS.search(message):
+    if _MISSING_WORDS.search(message) or _INPUT_WORDS.search(message):
         return Rejected(text, service=SERVICE, status=None)
     return ContentRejected(text, service=SERVICE, status=None)
 

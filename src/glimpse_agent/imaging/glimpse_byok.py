@@ -9,7 +9,9 @@
 
 The result is a URL on Glimpse, ready to post by ``image_url``. Generation counts against
 Glimpse's own limits (10/minute, 6/day), so nothing here is ever sent twice: a failure goes
-back to the router.
+back to the router. A refusal whose text says the prompt was refused (safety, NSFW, content
+policy) is a ``ContentRejected``, so the router does not hand that prompt to another backend;
+any other 4xx stays a ``Rejected`` (a configuration failure).
 """
 
 from __future__ import annotations
@@ -20,8 +22,10 @@ import time
 from pathlib import Path
 
 from glimpse_agent.config import GlimpseImagesSection
+from glimpse_agent.errors import ContentRejected, Rejected
 from glimpse_agent.glimpse import GlimpseClient
 from glimpse_agent.imaging import costs
+from glimpse_agent.imaging._http import looks_like_content_refusal
 from glimpse_agent.imaging.base import GeneratedImage, ImageRequest
 from glimpse_agent.logs import get_logger
 
@@ -90,14 +94,20 @@ class GlimpseImagesBackend:
         started = time.perf_counter()
         if self.section.mode == "stored":
             await self.ensure_stored()
-            result = await self.client.generate_image(request.prompt, style=self.section.style)
-        else:
-            result = await self.client.generate_image(
-                request.prompt,
-                style=self.section.style,
-                provider=self.section.provider,
-                provider_key=self.section.api_key.get_secret_value(),
-            )
+        try:
+            if self.section.mode == "stored":
+                result = await self.client.generate_image(request.prompt, style=self.section.style)
+            else:
+                result = await self.client.generate_image(
+                    request.prompt,
+                    style=self.section.style,
+                    provider=self.section.provider,
+                    provider_key=self.section.api_key.get_secret_value(),
+                )
+        except Rejected as exc:
+            if isinstance(exc, ContentRejected) or not looks_like_content_refusal(str(exc)):
+                raise
+            raise ContentRejected(str(exc), service=exc.service, status=exc.status) from exc
         elapsed = time.perf_counter() - started
         return GeneratedImage(
             backend=self.name,

@@ -45,10 +45,12 @@ SERVICE = "huggingface"
 
 
 def _import_sdk() -> Any:
-    # The Hub reads these when it is first imported: set them before that.
+    # The Hub reads this when it is first imported: set it before that, and force the flag
+    # in case something imported the Hub earlier (it is read at each use).
     os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
     try:
         import huggingface_hub
+        import huggingface_hub.constants
     except ImportError as exc:  # pragma: no cover - a packaging problem
         raise ConfigError(
             [
@@ -59,6 +61,7 @@ def _import_sdk() -> Any:
                 )
             ]
         ) from exc
+    huggingface_hub.constants.HF_HUB_DISABLE_TELEMETRY = True
     return huggingface_hub
 
 
@@ -163,6 +166,10 @@ class HuggingFaceBackend:
                 short_detail(detail),
                 service=SERVICE,
                 retry_after=parse_retry_after(response.headers.get("retry-after")),
+            )
+        if isinstance(exc, httpx2.RemoteProtocolError | httpx2.ReadError):
+            return NoAnswer(
+                "the connection dropped before the answer was complete", service=SERVICE
             )
         if isinstance(exc, httpx2.TransportError):
             return Unavailable(f"cannot reach the service ({type(exc).__name__})", service=SERVICE)

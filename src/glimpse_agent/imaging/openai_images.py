@@ -153,6 +153,13 @@ class OpenAIImagesBackend:
         if isinstance(exc, openai.APITimeoutError):
             return NoAnswer(f"no answer within {self.section.timeout:.0f} s", service=SERVICE)
         if isinstance(exc, openai.APIConnectionError):
+            import httpx2  # the SDK's HTTP stack: already loaded with it
+
+            if isinstance(exc.__cause__, httpx2.RemoteProtocolError | httpx2.ReadError):
+                # Sent, and the answer broke off: the image may be billed, so not sent again.
+                return NoAnswer(
+                    "the connection dropped before the answer was complete", service=SERVICE
+                )
             return Unavailable("cannot reach the service", service=SERVICE)
         if isinstance(exc, openai.APIStatusError):
             code = getattr(exc, "code", None)

@@ -18,6 +18,7 @@ Sessions are numbered in time order after nudging.
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from typing import Literal
@@ -114,6 +115,20 @@ def plan_day(
         s for s in slots if s.slot_id not in done_slot_ids and (cutoff is None or s.at >= cutoff)
     )
     return DayPlan(local_day, tuple(sorted(kept, key=lambda s: (s.at, s.slot_id))))
+
+
+def posts_allowed(persona: Persona, posted: int, left: Mapping[str, int]) -> int:
+    """The day's post total to plan (``plan_day``'s ``posts_allowed``): the ``posted`` ones
+    plus what the ``posts`` and ``generation`` buckets still allow (``left``, as it will stand
+    when the day's window opens), never more than ``persona.posts_per_day``."""
+    return max(
+        0,
+        min(
+            persona.posts_per_day,
+            posted + left.get("posts", 0),
+            posted + left.get("generation", 0),
+        ),
+    )
 
 
 def sessions_remaining(plan: DayPlan, now: datetime) -> int:

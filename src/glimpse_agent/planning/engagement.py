@@ -14,6 +14,10 @@ rely on, whatever the view contains:
   ``COMMENT_THRESHOLD``, at most one per author per session;
 - never more than ``view.left`` in any bucket (comments and replies share "comments"), and at
   most ``ceil(left / sessions_remaining)`` per session, so the day's quota lasts the day;
+- replies and fresh comments split the "comments" share fairly: one unit at a time to whichever
+  has had fewer today (``view.replies_today`` vs ``view.comments_today``; replies win a tie),
+  and a side with nothing to do leaves its part to the other — so answering the comments on
+  its own posts never silences a chatty persona's comments on other agents' posts;
 - captions and comment texts are untrusted: they are only tokenised into lower-case words for
   scoring (bounded, set-based, so repeating a keyword gains nothing) and passed through in the
   decision for the writer; nothing in them is ever obeyed;
@@ -98,6 +102,7 @@ class EngagementView:
     left: Mapping[str, int] = field(default_factory=dict)
     sessions_remaining: int = 1  # this one included
     replied_comment_ids: frozenset[str] = frozenset()
+    comments_today: int = 0  # fresh comments on others' posts sent today (replies not included)
 
 
 @dataclass(frozen=True, slots=True)
@@ -190,19 +195,51 @@ def session_share(left: int, sessions_remaining: int) -> int:
 def plan_engagement(persona: Persona, view: EngagementView, now: datetime) -> list[Decision]:
     """This session's decisions, in execution order (see the module docstring for the rules)."""
     budget = {b: session_share(view.left.get(b, 0), view.sessions_remaining) for b in BUCKETS}
-    decisions: list[Decision] = []
-    decisions += _replies(persona, view, now, budget)
+    share = budget["comments"]
+    replies = _replies(persona, view, now, share)
     follows = _follow_backs(persona, view, budget)
-    decisions += follows
     likes, comments, relevant_follows = _posts(
-        persona, view, now, budget, {f.agent_id for f in follows}
+        persona, view, now, budget, {f.agent_id for f in follows}, share
     )
-    return [*decisions, *likes, *comments, *relevant_follows]
+    n_replies, n_comments = split_comments(
+        share,
+        len(replies),
+        len(comments),
+        replied=sum(view.replies_today.values()),
+        commented=view.comments_today,
+    )
+    return [
+        *replies[:n_replies],
+        *follows,
+        *likes,
+        *comments[:n_comments],
+        *relevant_follows,
+    ]
 
 
-def _replies(
-    persona: Persona, view: EngagementView, now: datetime, budget: dict[str, int]
-) -> list[Reply]:
+def split_comments(
+    share: int, replies: int, comments: int, *, replied: int = 0, commented: int = 0
+) -> tuple[int, int]:
+    """How many of ``replies`` and ``comments`` candidates one session sends out of ``share``.
+
+    One unit at a time goes to whichever side has sent fewer today counting this session
+    (``replied`` / ``commented`` already sent; replies win a tie), while that side still has a
+    candidate; when one side runs out, the other takes the rest of the share.
+    """
+    r = c = 0
+    for _ in range(max(0, share)):
+        reply_turn = replied + r <= commented + c
+        if r < replies and (reply_turn or c >= comments):
+            r += 1
+        elif c < comments:
+            c += 1
+        else:
+            break
+    return r, c
+
+
+def _replies(persona: Persona, view: EngagementView, now: datetime, limit: int) -> list[Reply]:
+    """Up to ``limit`` comments to answer, oldest first, within the per-counterpart cap."""
     cap = persona.engagement.replies_per_counterpart_per_day
     if not persona.engagement.reply_to_comments or cap <= 0:
         return []
@@ -211,7 +248,7 @@ def _replies(
     out: list[Reply] = []
     # Oldest first: whoever has waited longest is answered first.
     for c in sorted(view.incoming_comments, key=lambda c: (c.created_at, c.comment_id)):
-        if budget["comments"] <= 0:
+        if len(out) >= limit:
             break
         if (
             c.comment_id in answered
@@ -223,7 +260,6 @@ def _replies(
             continue
         answered.add(c.comment_id)
         sent[c.author_id] = sent.get(c.author_id, 0) + 1
-        budget["comments"] -= 1
         out.append(
             Reply(c.comment_id, c.post_id, c.author_id, c.author_name, c.content, c.own_caption)
         )
@@ -254,7 +290,10 @@ def _posts(
     now: datetime,
     budget: dict[str, int],
     following_now: set[str],
+    comment_limit: int,
 ) -> tuple[list[Like], list[Comment], list[Follow]]:
+    """Likes and relevant follows within ``budget``; up to ``comment_limit`` comments, best
+    first (the caller decides how many of them the shared bucket can take)."""
     interests = Interests.of(persona)
     scored: list[tuple[float, CandidatePost]] = []
     seen: set[str] = set()
@@ -279,7 +318,7 @@ def _posts(
     comments: list[Comment] = []
     commented_authors: set[str] = set()
     for score, post in likeable:
-        if budget["comments"] <= 0 or score < COMMENT_THRESHOLD:
+        if len(comments) >= comment_limit or score < COMMENT_THRESHOLD:
             break
         if (
             post.post_id in view.commented_post_ids
@@ -288,7 +327,6 @@ def _posts(
         ):
             continue
         commented_authors.add(post.author_id)
-        budget["comments"] -= 1
         comments.append(Comment(post.post_id, post.author_id, post.author_name, post.caption))
 
     return likes, comments, _relevant_follows(view, likeable, budget, following_now)

@@ -125,9 +125,16 @@ def next_idea(
         key = normalise(topic)
         fresh = [p for p in _all_parts() if (key, p) not in recent]
         if fresh:
+            # Same topic, same composition and light, another mood is the same picture again:
+            # first keep away from this topic's own recent angles, then from the last ideas.
+            mine = [parts for t, parts in recent if t == key]
             parts = min(
                 fresh,
-                key=lambda p: (_shared_parts(p, just_used), stable_int(seed, topic, _core(p))),
+                key=lambda p: (
+                    _closest(p, mine),
+                    _shared_parts(p, just_used),
+                    stable_int(seed, topic, _core(p)),
+                ),
             )
             return _idea(persona, topic, parts)
 
@@ -150,22 +157,26 @@ def is_repeat(
     days: int = 30,
     *,
     overlap: float = DEFAULT_OVERLAP,
+    common: str = "",
 ) -> bool:
     """Whether ``prompt`` repeats one used in the last ``days`` days.
 
     Equal after normalisation (case, punctuation, whitespace), or sharing at least ``overlap``
-    of their content words (Jaccard), counts as a repeat.
+    of their content words (Jaccard), counts as a repeat. Words of ``common`` (pass the
+    persona's art style: every prompt carries it) are left out of the comparison, so that
+    what decides is the subject and the angle, not the shared style.
     """
     cutoff = now - timedelta(days=days)
     text = normalise(prompt)
-    words = _prompt_words(text)
+    shared = _prompt_words(normalise(common))
+    words = _prompt_words(text) - shared
     for past in history:
         if past.at <= cutoff:
             continue
         other = normalise(past.prompt)
         if other == text:
             return True
-        other_words = _prompt_words(other)
+        other_words = _prompt_words(other) - shared
         if words and other_words:
             jaccard = len(words & other_words) / len(words | other_words)
             if jaccard >= overlap:
@@ -230,6 +241,11 @@ def _cores_by_mood() -> dict[str, tuple[tuple[str, _Parts], ...]]:
         )
         for mood in MOODS
     }
+
+
+def _closest(parts: _Parts, others: Iterable[_Parts]) -> int:
+    """How many parts ``parts`` shares with the most similar of ``others`` (0 if none)."""
+    return max((sum(a == b for a, b in zip(parts, o, strict=True)) for o in others), default=0)
 
 
 def _shared_parts(parts: _Parts, just_used: Iterable[_Parts]) -> int:

@@ -26,7 +26,7 @@ from glimpse_agent.sandbox.pictures import png_for
 TOKEN = "glif-test-token-0001"
 IMAGE_SIZE = 512
 # Faults a run can take; "metadata" faults (a status code) hit GET /api/glifs instead.
-RUN_FAULTS = frozenset({"status", "hang", "error_200"})
+RUN_FAULTS = frozenset({"status", "hang", "error_200", "cut"})
 
 
 def _text_input(name: str, default: str) -> dict[str, Any]:
@@ -85,6 +85,32 @@ def default_glifs() -> dict[str, dict[str, Any]]:
                 _text_input("prompt", "a robot"),
                 {"name": "image", "type": "ImageBlock", "params": {"model": "DALL-E 3"}},
             ],
+        ),
+        _glif(
+            "glif-sd3",
+            [
+                _text_input("prompt", "a harbour"),
+                _comfy("image", "sd3_medium_incl_clips.safetensors"),
+            ],
+        ),
+        _glif(
+            "glif-flux-pro",
+            [
+                _text_input("prompt", "a desert"),
+                {"name": "image", "type": "ImageBlock", "params": {"model": "flux-pro-1.1-ultra"}},
+            ],
+        ),
+        _glif(
+            # Forbidden only two levels down, inside a ComfyBlock of a nested glif's nested glif.
+            "glif-deep-forbidden",
+            [
+                _text_input("prompt", "a meadow"),
+                {"name": "outer", "type": "GlifBlock", "params": {"id": "glif-nests-sd3"}},
+            ],
+        ),
+        _glif(
+            "glif-nests-sd3",
+            [{"name": "inner", "type": "GlifBlock", "params": {"id": "glif-sd3"}}],
         ),
         _glif(
             "glif-nests-forbidden",

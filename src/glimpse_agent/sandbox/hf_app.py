@@ -26,7 +26,8 @@ TOKEN = "hf_sandboxtoken0001"
 MODEL = "black-forest-labs/FLUX.1-schnell"
 MAX_SIDE = 1024
 # "loading": the 503 a cold model answers, with estimated_time. "content": a 400 refusal.
-FAULT_KINDS = frozenset({"status", "hang", "loading", "content"})
+# "error_200": HTTP 200 with a JSON error instead of image bytes. "cut": the image breaks off.
+FAULT_KINDS = frozenset({"status", "hang", "loading", "content", "error_200", "cut"})
 
 
 @dataclass
@@ -77,7 +78,7 @@ def create_hf_app(state: HFState | None = None) -> Starlette:
             return _error(f"Model {model or MODEL} is currently loading", 503, estimated_time=20.0)
         if fault is not None and fault.kind == "content":
             return _error("Your prompt was flagged by the safety checker (NSFW content)", 400)
-        response = await generic_response(fault, st.faults, "error")
+        response = await generic_response(fault, st.faults, "error", ok_media_type="image/png")
         if response is not None:
             return response
         try:

@@ -4,7 +4,8 @@ OpenAI images). A test arms faults; each request takes the next one:
     faults.arm("status", status=429, retry_after=2)     # one 429 with Retry-After: 2
     faults.arm("status", status=503, times=2)           # two 503s
     faults.arm("hang", seconds=5)                       # answer nothing for 5 s
-    faults.arm("error_200", message="NSFW")             # Glif: HTTP 200 with an error
+    faults.arm("error_200", message="NSFW")             # HTTP 200 (201) carrying an error
+    faults.arm("cut")                                   # the connection drops mid-answer
     faults.arm("cut_stream")                            # ViewComfy: SSE ends early
 
 Faults are read from the server thread while tests arm them: every method takes a lock.
@@ -20,6 +21,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from starlette.responses import JSONResponse, Response
+from starlette.types import Receive, Scope, Send
+
+# Kinds ``generic_response`` applies for every emulator.
+GENERIC_KINDS = frozenset({"status", "hang", "error_200", "cut"})
 
 
 @dataclass(frozen=True)
@@ -88,16 +93,67 @@ def error_body(message: str, shape: str) -> dict[str, Any]:
     return {shape: message}
 
 
+class CutResponse(Response):
+    """Headers that promise ``body``, then only its first half, then the connection closes
+    (the ASGI app returns without finishing; the server drops the connection). With
+    ``chunked=True`` no length is announced and the parts go out as a chunked stream."""
+
+    def __init__(
+        self,
+        parts: list[bytes],
+        *,
+        status_code: int = 200,
+        media_type: str = "application/json",
+        chunked: bool = False,
+    ) -> None:
+        self.parts = parts
+        self.chunked = chunked
+        super().__init__(b"", status_code=status_code, media_type=media_type)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        headers = [(b"content-type", (self.media_type or "").encode("latin-1"))]
+        parts = self.parts
+        if not self.chunked:
+            whole = b"".join(parts)
+            headers.append((b"content-length", str(len(whole)).encode("ascii")))
+            parts = [whole[: max(1, len(whole) // 2)]]
+        await send({"type": "http.response.start", "status": self.status_code, "headers": headers})
+        for part in parts:
+            await send({"type": "http.response.body", "body": part, "more_body": True})
+        # Return without the final body message: the server closes the connection.
+
+
+def cut_response(media_type: str = "application/json", status_code: int = 200) -> CutResponse:
+    """A success-looking answer that breaks off half-way."""
+    body = (
+        b"\x89PNG\r\n\x1a\n" + bytes(range(256)) * 8
+        if media_type.startswith("image/")
+        else b'{"status": "success", "data": [{"b64_json": "' + b"A" * 2048 + b'"}]}'
+    )
+    return CutResponse([body], status_code=status_code, media_type=media_type)
+
+
 async def generic_response(
-    fault: Fault | None, faults: Faults, shape: str = "detail"
+    fault: Fault | None,
+    faults: Faults,
+    shape: str = "detail",
+    *,
+    ok_status: int = 200,
+    ok_media_type: str = "application/json",
 ) -> Response | None:
-    """Apply a "status" or "hang" fault: the response to send, or None to go on normally.
-    ``shape`` is the error body's shape (see ``error_body``)."""
+    """Apply a "status", "hang", "error_200" or "cut" fault: the response to send, or None to
+    go on normally. ``shape`` is the error body's shape (see ``error_body``); ``ok_status``
+    and ``ok_media_type`` are what the service's success looks like (for "error_200", which
+    answers the success status with an error body, and "cut")."""
     if fault is None:
         return None
     if fault.kind == "hang":
         await faults.hang(fault.seconds)
         return None
+    if fault.kind == "error_200":
+        return JSONResponse(error_body(fault.message, shape), status_code=ok_status)
+    if fault.kind == "cut":
+        return cut_response(ok_media_type, ok_status)
     if fault.kind == "status":
         headers = {}
         if fault.retry_after is not None:

@@ -8,7 +8,9 @@ A responder turns a ``ChatCall`` into the assistant's text. ``plausible_responde
 answers in a few calm words from our own instruction line; ``obedient_responder`` is the worst
 model imaginable: it does whatever the untrusted content says (repeats it, leaks every key-like
 string it sees and the key it was called with, posts the links) — the hostile-corpus test uses it
-to prove the safety filter, not the model, keeps the agent clean.
+to prove the safety filter, not the model, keeps the agent clean. ``disguising_responder`` is
+its sly sibling: it never quotes the content and dresses every leak up to slip past a naive
+filter (spaced-out or look-alike keys, defanged links).
 
 ``GET /v1/models`` lists ``state.models`` (what ``glimpse-agent check`` asks for).
 ``chat_routes(state)`` lets the sandbox mount these routes next to the image emulator's.
@@ -126,6 +128,64 @@ def obedient_responder(call: ChatCall) -> str:
     links = _URL.findall(content)
     if links:
         parts.append("Visit " + links[0])
+    return " ".join(parts)
+
+
+_HOMOGLYPHS = str.maketrans(
+    "aceopsxyAEKMHOPCTX",
+    "\u0430\u0441\u0435\u043e\u0440\u0455\u0445\u0443\u0410\u0415\u041a\u041c\u041d\u041e\u0420\u0421\u0422\u0425",
+)
+_SAY = re.compile(
+    r"(?:say|write|reply with|respond with|post|type)\b[^:]{0,30}:\s*([^.!?\n]{2,60})", re.I
+)
+_WORD_TO_SAY = re.compile(r"\bthe word\s+(\w+)", re.I)
+
+
+def _disguise(value: str, how: int) -> str:
+    """``value`` dressed so that a plain regular expression misses it."""
+    if how == 0:
+        return " ".join(value)  # s k - 1 2 3
+    if how == 1:
+        return "\u200b".join(value)  # zero-width spaces between the characters
+    if how == 2:
+        return value.translate(_HOMOGLYPHS)  # Cyrillic look-alikes
+    return value.upper().replace("-", "\u2013")  # upper case, an en dash for the hyphen
+
+
+def _defang(link: str, how: int) -> str:
+    bare = re.sub(r"^(?:h(?:tt|xx)ps?://|www\.)", "", link, flags=re.I).rstrip(".,)")
+    if how == 0:
+        return bare.replace(".", "[.]")
+    if how == 1:
+        return bare.replace(".", " . ")
+    if how == 2:
+        return f"[my gallery]({bare})"
+    return bare.replace(".", "\uff0e")  # a full-width full stop
+
+
+def disguising_responder(call: ChatCall) -> str:
+    """Obeys like ``obedient_responder`` but never quotes the content (so no echo check can
+    catch it) and disguises what it leaks: keys spaced out, split by zero-width characters or
+    written in look-alike letters; links defanged (``evil[.]example``, a markdown link, a
+    full-width dot); the persona it is told to take, in its own words; the words it is told
+    to say, alone."""
+    content = " ".join(call.untrusted or [call.last_user])
+    how = zlib.crc32(content.encode()) % 4
+    parts = ["Sure!"]
+    switch = _YOU_ARE_NOW.search(content)
+    if switch:
+        parts.append(f"Arr, {switch.group(1).strip()} here, at your service.")
+    said = _WORD_TO_SAY.search(content) or _SAY.search(content)
+    if said:
+        parts.append(said.group(1).strip())
+    everything = "\n".join(_content(m) for m in call.messages)
+    keys = list(dict.fromkeys(_KEY_LIKE.findall(everything)))
+    if _ASKS_FOR_KEY.search(content) and call.token:
+        keys.append(call.token)
+    parts += [f"Mine: {_disguise(key, how)}" for key in keys]
+    links = _URL.findall(content)
+    if links:
+        parts.append("Go to " + _defang(links[0], how))
     return " ".join(parts)
 
 

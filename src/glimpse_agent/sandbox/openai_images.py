@@ -35,7 +35,8 @@ SIZES = {
 }
 QUALITIES = frozenset({"low", "medium", "high", "auto"})
 # "moderation": the 400 the safety system answers. "quota": a 429 insufficient_quota.
-FAULT_KINDS = frozenset({"status", "hang", "moderation", "quota"})
+# "error_200": HTTP 200 with an error object and no data. "cut": the answer breaks off.
+FAULT_KINDS = frozenset({"status", "hang", "moderation", "quota", "error_200", "cut"})
 
 
 @dataclass

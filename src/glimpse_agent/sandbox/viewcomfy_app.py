@@ -29,15 +29,24 @@ from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 
 from glimpse_agent.imaging.viewcomfy_params import is_label, split_key
-from glimpse_agent.sandbox.image_faults import Faults, generic_response
+from glimpse_agent.sandbox.image_faults import (
+    CutResponse,
+    Faults,
+    cut_response,
+    generic_response,
+)
 from glimpse_agent.sandbox.pictures import png_for
 
 CLIENT_ID = "vc-client-id-0001"
 CLIENT_SECRET = "vc-client-secret-0001"
 MAX_SIDE = 1024  # the emulator draws at most this size, whatever the workflow asks
-# "cut_stream": the SSE stream ends before prompt_result. "workflow_error": a 201 whose
-# status is "error". "log_error": a non-fatal "error" event in the stream.
-RUN_FAULTS = frozenset({"status", "hang", "cut_stream", "workflow_error", "log_error"})
+# "cut_stream": the SSE stream ends (cleanly) before prompt_result. "cut": the connection
+# drops mid-answer, after the run (half the JSON; with logs, part of the stream).
+# "workflow_error": a 201 whose status is "error". "error_200": a 201 with only an error
+# detail. "log_error": a non-fatal "error" event in the stream.
+RUN_FAULTS = frozenset(
+    {"status", "hang", "cut", "cut_stream", "workflow_error", "error_200", "log_error"}
+)
 
 
 def default_workflow() -> dict[str, Any]:
@@ -180,7 +189,8 @@ def create_viewcomfy_app(state: ViewComfyState | None = None) -> Starlette:
         content_type = request.headers.get("content-type", "")
         raw = await request.body()  # before any hang: a client that gave up is gone after
         fault = st.faults.take(RUN_FAULTS)
-        response = await generic_response(fault, st.faults)
+        cut = fault is not None and fault.kind == "cut"
+        response = None if cut else await generic_response(fault, st.faults, ok_status=201)
         if response is not None:
             return response
         fields, files = parse_form(content_type, raw)
@@ -215,6 +225,12 @@ def create_viewcomfy_app(state: ViewComfyState | None = None) -> Starlette:
         result = _result(
             run_no, applied, failed=fault is not None and fault.kind == "workflow_error"
         )
+        if cut and not logs:
+            return cut_response(status_code=201)
+        if cut:
+            parts = [_sse("log_message", "got prompt")]
+            parts += [_sse("log_message", _bar(step, st.steps)) for step in range(st.steps // 2)]
+            return CutResponse(parts, status_code=201, media_type="text/event-stream", chunked=True)
         if not logs:
             return JSONResponse(result, status_code=201)
         return StreamingResponse(

@@ -13,6 +13,7 @@ import itertools
 import secrets as _random
 import zlib
 from collections.abc import Awaitable, Callable, Iterable
+from datetime import UTC, datetime
 from types import TracebackType
 from typing import Literal
 
@@ -23,6 +24,7 @@ from glimpse_agent.config import AgentConfig
 from glimpse_agent.errors import ConfigError, Problem, ServiceError, Unavailable
 from glimpse_agent.logs import get_logger
 from glimpse_agent.persona import Persona
+from glimpse_agent.planning.ideas import PastIdea, is_repeat
 from glimpse_agent.writing.base import Caption, CaptionRequest, CaptionSource, GlimpseHelpers
 from glimpse_agent.writing.chain import CaptionChain, GlimpseCaptionSource, TemplateCaptionSource
 from glimpse_agent.writing.langflow import LangflowCaptioner, tweak_map_problems
@@ -31,10 +33,8 @@ from glimpse_agent.writing.safety import SafetyFilter, Verdict, produce_safe
 from glimpse_agent.writing.templates import Templates
 
 _RESEED = 1009  # a retry's template seed: far from the next call's seed
-
-
-def _norm(text: str) -> str:
-    return " ".join(text.lower().split())
+# ``is_repeat`` wants dates; every prompt it is given here is recent by construction.
+_NOW = datetime(2000, 1, 1, tzinfo=UTC)
 
 
 class Writing:
@@ -71,12 +71,14 @@ class Writing:
     async def image_prompt(self, topic: str, angle: str | None, recent_prompts: list[str]) -> str:
         """A fresh image prompt for ``topic`` that is none of ``recent_prompts``. Never fails."""
         seed = self._seed()
-        recent = {_norm(p) for p in recent_prompts}
+        # The caller passes the prompts of its idea memory (30 days): the same test as the
+        # planner's ``is_repeat``, so a near-copy in other words is refused here and rewritten.
+        recent = [PastIdea(topic, p, _NOW) for p in recent_prompts]
 
         def check(text: str) -> Verdict:
             verdict = self.safety.check(text, "prompt")
-            if _norm(text) in recent:
-                return Verdict((*verdict.reasons, "repeat: same as a recent prompt"))
+            if is_repeat(text, recent, _NOW):
+                return Verdict((*verdict.reasons, "repeat: the same idea as a recent prompt"))
             return verdict
 
         if self.llm is not None:
@@ -93,6 +95,10 @@ class Writing:
             if text:
                 return text
         fallback = self.templates.image_prompt(topic, angle, seed, recent_prompts)
+        for k in range(1, 8):  # the template's light and framing vary with the seed
+            if not is_repeat(fallback, recent, _NOW):
+                break
+            fallback = self.templates.image_prompt(topic, angle, seed + k * _RESEED, recent_prompts)
         if self.glimpse is not None and self.llm is None:
             try:
                 optimized = await self.glimpse.optimize_prompt(

@@ -1,9 +1,14 @@
 """The last gate before any text leaves the agent (captions, comments, replies, image prompts).
 
-``SafetyFilter.check`` returns a ``Verdict`` listing every reason a text is refused: empty, too
-long, too many hashtags, a configured secret or anything shaped like a key, a link (unless
-allowed), phrases of prompt-injection or persona switching, or a long run of words copied from
-the untrusted text it answers. Reasons never quote a matched secret, so they are safe to log.
+``SafetyFilter.check`` returns a ``Verdict`` listing every reason a text is refused: empty (no
+visible letter or digit), too long, too many hashtags, hidden (tag or bidi-control characters),
+a configured secret (or a fragment of it, even reversed) or anything shaped like a key, a link
+(unless allowed: schemes, ``www``, bare or defanged domains, IPs, markdown links), talk about
+instructions, prompts or keys, persona switching, and — given the untrusted text it answers —
+saying what that text ordered, taking the persona it ordered, or copying a run of its words.
+Every rule looks through disguises (look-alike letters, full-width forms, zero-width
+characters, spaced-out letters, leetspeak): see ``safety_text``. Reasons never quote a matched
+secret, so they are safe to log.
 
 ``produce_safe`` is the one policy every writer uses: a refused text is regenerated once, then
 the action is skipped (None) and logged — a refused text is never returned.
@@ -12,24 +17,38 @@ the action is skipped (None) and logged — a refused text is never returned.
 from __future__ import annotations
 
 import re
-import unicodedata
 from collections import Counter
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
 from glimpse_agent.config import SafetySection
-from glimpse_agent.redaction import KEY_SHAPES
 from glimpse_agent.writing.base import TextKind
+from glimpse_agent.writing.safety_text import (
+    ECHO_WORDS,
+    HIDDEN,
+    adopts_persona,
+    echoes,
+    joined,
+    leet,
+    told_to_say,
+    visible,
+)
+
+__all__ = ["ECHO_WORDS", "HASHTAG", "SafetyFilter", "SafetyStats", "Verdict", "echoes"]
 
 PROMPT_MAX_CHARS = 1000
-ECHO_WORDS = 6  # this many consecutive words copied from the source is an echo, not a reply
 _SECRET_WINDOW = 12  # a leaked fragment this long of a configured secret still counts
 
 HASHTAG = re.compile(r"(?<![\w#])#\w+")
+# Word-initial, any case, spaces allowed around the separator: "SK - proj...", "glm_ab c".
+# (Word-initial so that "risk-taking" or "desk-lamp" are not keys.)
+_PREFIXED_KEY = re.compile(r"(?<![A-Za-z0-9])(?:glm\s*_|hf\s*_|sk\s*-)\s*[A-Za-z0-9]{3,}", re.I)
 _MORE_KEY_SHAPES = re.compile(
-    r"(ghp_|gho_|github_pat_|xox[abprs]-|r8_|sk_(?:live|test)_)[A-Za-z0-9_\-]{8,}"
+    r"(ghp_|gho_|ghs_|github_pat_|xox[abprs]-|r8_|sk_(?:live|test)_|gsk_|xai-|pk-lf-|sk-lf-)"
+    r"[A-Za-z0-9_\-]{8,}"
     r"|AKIA[0-9A-Z]{16}|AIza[0-9A-Za-z_\-]{30,}|eyJ[A-Za-z0-9_\-]{10,}\.[A-Za-z0-9_\-]{10,}"
+    r"|(?<=Bearer )[A-Za-z0-9._\-]{8,}"
 )
 _LONG_HEX = re.compile(r"(?<![#\w])[0-9a-fA-F]{32,}(?!\w)")
 _LONG_TOKEN = re.compile(r"(?<![#\w/])[A-Za-z0-9+/_]{24,}={0,2}(?!\w)")
@@ -38,11 +57,19 @@ _TLDS = (
     "live|art|example|ru|cn|uk|de|fr|tk|zip|mov|sh|to|cc|tv|gl|gd|bit|onion|lol|fun|pro|page"
 )
 _URL = re.compile(
-    r"(?:h(?:tt|xx)ps?://|\bwww\.)\S*"
-    rf"|\b[a-z0-9](?:[a-z0-9-]*[a-z0-9])?(?:\.[a-z0-9-]+)*\.[a-z]{{2,24}}/\S*"
-    rf"|\b(?:[a-z0-9-]+\.)+(?:{_TLDS})\b"
-    rf"|\[\.\]|\(\.\)|\[dot\]|\(dot\)|\s(?:dot)\s(?:{_TLDS})\b",
+    r"(?:h(?:tt|xx)ps?\s*[:;]?\s*/\s*/|\bwww\s*\.)\S*|\bh(?:tt|xx)ps?\b|\b(?:ftp|file|data|ipfs)://"
+    r"|\b[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?(?:\.[a-z0-9-]{1,63}){0,6}\.[a-z]{2,24}/\S*"
+    rf"|\b(?:[a-z0-9-]{{1,63}}\.){{1,6}}(?:{_TLDS})\b"
+    rf"|\b[a-z0-9-]{{2,63}}\s+\.\s*(?:{_TLDS})\b|\b[a-z0-9-]{{2,63}}\s*\.\s+(?:{_TLDS})(?![\w.-])(?=\s*(?:/|$))"
+    rf"|[\[({{<]\s*(?:\.|dot)\s*[\])}}>]|\s(?:dot)\s(?:{_TLDS})\b"
+    r"|\b\d{1,3}(?:\s*\.\s*\d{1,3}){3}\b"
+    r"|\[[^\]\n]{1,200}\]\(\s*[^)\s]+\s*\)",
     re.IGNORECASE,
+)
+# Any bare domain: a lower-case label, a dot, a lower-case TLD, no space ("mysite.gallery").
+# Case-sensitive, so a missing space after a full stop ("dusk.The") is not a link.
+_BARE_DOMAIN = re.compile(
+    r"(?<![\w@.-])[a-z0-9][a-z0-9-]{0,62}(?:\.[a-z0-9-]{1,63}){0,6}\.[a-z]{2,24}(?![\w-])(?!\.\w)"
 )
 _INJECTION = re.compile(
     r"\b(?:ignore|disregard|forget|override|bypass)\b[^.!?\n]{0,40}?\b(?:instructions?|prompts?|"
@@ -51,10 +78,15 @@ _INJECTION = re.compile(
     r"|\b(?:developer|dev|god|debug|jailbreak|dan)\s+mode\b|\bjailbr(?:eak|oken)\b"
     r"|\bas an ai\b[^.!?\n]{0,40}?\b(?:i will|i'll|i am going to|i can now|i must now)\b"
     r"|\bas an ai language model\b|\bprompt[\s-]*injection\b"
-    r"|\b(?:new|updated|hidden|secret|real|original) instructions?\b"
+    r"|\b(?:new|updated|hidden|secret|real|original|initial) instructions?\b"
     r"|\b(?:api|secret|access|private|auth)[\s_-]*(?:key|token)s?\b|\bapikey\b"
     r"|\b(?:passwords?|passwd|credentials?|bearer)\b"
     r"|\b(?:repeat after me|copy and paste|say exactly|print your|reveal your)\b"
+    r"|\bmy (?:own )?(?:instructions?|(?:system |initial |original |hidden )?prompt|configuration"
+    r"|config|settings|programming|guidelines|directives)\b"
+    r"|\b(?:i was|i've been|i have been|i am|i'm|we were)\s+(?:told|instructed|programmed"
+    r"|configured|prompted|ordered|commanded)\s+to\b"
+    r"|\benv(?:ironment)?\s+var(?:iable)?s?\b|\bverbatim\b|\bpwn(?:ed|d)\b"
     r"|<<<|>>>|\buntrusted_",
     re.IGNORECASE,
 )
@@ -68,8 +100,7 @@ _PERSONA_SWITCH = re.compile(
     r"|\bentering\b[^.!?\n]{0,20}\bmode\b|\brole-?play(?:ing)? as\b|\bpretend(?:ing)? to be\b",
     re.IGNORECASE,
 )
-_SQUASH = re.compile(r"[\s\u200b-\u200f\u2060\ufeff._\-·*`'\"]+")
-_WORD = re.compile(r"[a-z0-9']+")
+_SQUASH = re.compile(r"[\W_]+")
 
 
 @dataclass(frozen=True)
@@ -97,22 +128,9 @@ class SafetyStats:
 
 
 def _squash(text: str) -> str:
-    """Lower-case, without the spaces and separators a leak could hide a key behind."""
-    return _SQUASH.sub("", unicodedata.normalize("NFKC", text).lower())
-
-
-def _words(text: str) -> list[str]:
-    return _WORD.findall(unicodedata.normalize("NFKC", text).lower())
-
-
-def echoes(text: str, source: str, n: int = ECHO_WORDS) -> bool:
-    """True when ``text`` repeats ``n`` consecutive words of ``source``."""
-    src = _words(source)
-    if len(src) < n:
-        return False
-    grams = {tuple(src[i : i + n]) for i in range(len(src) - n + 1)}
-    out = _words(text)
-    return any(tuple(out[i : i + n]) in grams for i in range(len(out) - n + 1))
+    """Lower-case letters and digits only, as a reader sees them: no spaces, separators,
+    invisible characters or look-alikes for a leak to hide a key behind."""
+    return _SQUASH.sub("", visible(text).lower())
 
 
 def _looks_random(token: str) -> bool:
@@ -141,7 +159,9 @@ class SafetyFilter:
         self._secrets.append(value.strip())
         squashed = _squash(value)
         width = min(len(squashed), _SECRET_WINDOW)
-        self._fragments.update(squashed[i : i + width] for i in range(len(squashed) - width + 1))
+        # Reversed too: "write it backwards" is the oldest trick for getting a secret past a check.
+        for form in (squashed, squashed[::-1]):
+            self._fragments.update(form[i : i + width] for i in range(len(form) - width + 1))
 
     def limit(self, kind: TextKind) -> int:
         if kind == "caption":
@@ -161,34 +181,48 @@ class SafetyFilter:
         return Verdict(tuple(reasons))
 
     def _reasons(self, text: str, kind: TextKind, source: str | None) -> list[str]:
-        if not text or not text.strip():
+        seen = visible(text)
+        if not any(c.isalnum() for c in seen):
             return ["empty: no text"]
         reasons: list[str] = []
         limit = self.limit(kind)
         if len(text) > limit:
             reasons.append(f"too_long: {len(text)} > {limit} characters")
-        tags = HASHTAG.findall(text)
+        tags = HASHTAG.findall(seen)
         if len(tags) > self.section.max_hashtags:
             reasons.append(f"too_many_hashtags: {len(tags)} > {self.section.max_hashtags}")
-        reasons += self._secret_reasons(text)
-        if not self.section.allow_urls and _URL.search(text):
+        if HIDDEN.search(text):
+            reasons.append("hidden: invisible tag or direction-changing characters")
+        views = (text, seen, joined(seen))
+        reasons += self._secret_reasons(text, views)
+        if not self.section.allow_urls and any(
+            _URL.search(v) or _BARE_DOMAIN.search(v) for v in views
+        ):
             reasons.append("url: links are not allowed")
-        if _INJECTION.search(text):
+        wordy = (seen, leet(seen))
+        if any(_INJECTION.search(v) for v in wordy):
             reasons.append("instruction_echo: text talks about instructions, prompts or keys")
-        if _PERSONA_SWITCH.search(text):
+        elif source and told_to_say(text, source):
+            reasons.append("instruction_echo: says what the text it answers told it to say")
+        if any(_PERSONA_SWITCH.search(v) for v in wordy):
             reasons.append("persona_switch: text claims to become someone else")
+        elif source and adopts_persona(text, source):
+            reasons.append("persona_switch: takes on the persona the text it answers asked for")
         if source and echoes(text, source):
             reasons.append(f"echo: repeats {ECHO_WORDS}+ words of the text it answers")
         return reasons
 
-    def _secret_reasons(self, text: str) -> list[str]:
+    def _secret_reasons(self, text: str, views: tuple[str, ...]) -> list[str]:
         reasons = []
         squashed = _squash(text)
         if any(s in text for s in self._secrets) or any(f in squashed for f in self._fragments):
             reasons.append("secret: contains a configured secret value")
-        if KEY_SHAPES.search(text) or _MORE_KEY_SHAPES.search(text) or _LONG_HEX.search(text):
+        if any(
+            _PREFIXED_KEY.search(v) or _MORE_KEY_SHAPES.search(v) or _LONG_HEX.search(v)
+            for v in views
+        ):
             reasons.append("key_shaped: contains something shaped like a key")
-        elif any(_looks_random(m.group(0)) for m in _LONG_TOKEN.finditer(text)):
+        elif any(_looks_random(m.group(0)) for v in views for m in _LONG_TOKEN.finditer(v)):
             reasons.append("key_shaped: contains a long random-looking token")
         return reasons
 

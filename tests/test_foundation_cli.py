@@ -1,0 +1,182 @@
+"""The command line as a user meets it: `--help` lists every command with its one-line help,
+and logs are JSON lines when stderr is not a terminal, readable text on a terminal, with
+secrets masked by key name and by value either way."""
+
+from __future__ import annotations
+
+import io
+import json
+import logging
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import structlog
+
+from glimpse_agent.cli import COMMANDS
+from glimpse_agent.logs import configure_logging, get_logger
+from glimpse_agent.redaction import register_secret
+
+# The user's view of the commands (DESIGN.md); each must be listed by --help.
+EXPECTED = {
+    "sandbox",
+    "run",
+    "once",
+    "plan",
+    "status",
+    "simulate",
+    "check",
+    "register",
+    "verify",
+}
+
+
+def cli(*argv: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "glimpse_agent", *argv],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={"PATH": "/usr/bin:/bin", "COLUMNS": "200"},
+    )
+
+
+def test_help_lists_every_command_with_one_line_help() -> None:
+    """`glimpse-agent --help` exits 0 and shows each command next to its one-line help."""
+    proc = cli("--help")
+    assert proc.returncode == 0, proc.stderr
+    assert set(COMMANDS) >= EXPECTED
+    listed = {}
+    for line in proc.stdout.splitlines():
+        words = line.split(maxsplit=1)
+        if len(words) == 2 and words[0] in COMMANDS:
+            listed[words[0]] = words[1].strip()
+    assert set(listed) == set(COMMANDS), proc.stdout
+    for name, help_text in COMMANDS.items():
+        assert listed[name] == help_text, (name, listed[name])
+        assert "\n" not in help_text and len(help_text) <= 100
+
+
+def test_installed_console_script_shows_help() -> None:
+    """The `glimpse-agent` script installed next to the interpreter answers --help."""
+    script = Path(sys.executable).with_name("glimpse-agent")
+    if not script.exists():
+        pytest.skip("package not installed as a console script in this interpreter's bin")
+    proc = subprocess.run([str(script), "--help"], capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0 and "check" in proc.stdout
+
+
+@pytest.mark.parametrize("command", sorted(COMMANDS))
+def test_each_command_has_its_own_help(command: str) -> None:
+    """`glimpse-agent COMMAND --help` exits 0 and describes the command."""
+    proc = cli(command, "--help")
+    assert proc.returncode == 0, proc.stderr
+    assert f"glimpse-agent {command}" in proc.stdout
+    assert " ".join(COMMANDS[command].split()[:3]) in " ".join(proc.stdout.split())
+
+
+def test_no_command_prints_help_and_exits_2() -> None:
+    """Bare `glimpse-agent` is a usage error: help on stdout, exit code 2."""
+    proc = cli()
+    assert proc.returncode == 2 and "commands:" in proc.stdout
+
+
+def test_unknown_command_is_a_usage_error() -> None:
+    """A mistyped command exits 2 with argparse's message, not a traceback."""
+    proc = cli("chek")
+    assert proc.returncode == 2
+    assert "invalid choice: 'chek'" in proc.stderr and "Traceback" not in proc.stderr
+
+
+# ---------------------------------------------------------------------- logging
+
+
+class FakeTerminal(io.StringIO):
+    def isatty(self) -> bool:
+        return True
+
+
+@pytest.fixture
+def restore_logging() -> Iterator[None]:
+    root = logging.getLogger()
+    handlers = list(root.handlers)
+    yield
+    for handler in root.handlers[:]:
+        if handler not in handlers:
+            root.removeHandler(handler)
+    structlog.reset_defaults()
+
+
+SECRET = "zq-UNKNOWNSHAPE-9f8e7d6c5b4a"
+
+
+def _emit() -> None:
+    register_secret(SECRET)
+    log = get_logger(persona="aurora", job="post")
+    log.info("posted", api_key="plain-but-named-secret", detail=f"sent with {SECRET}")
+    log.debug("too detailed")
+
+
+def test_logs_are_json_lines_when_stderr_is_not_a_terminal(restore_logging: None) -> None:
+    """Not a TTY: one JSON object per line with event, level, timestamp and bound context;
+    secrets masked by key name and by registered value; below-level events dropped."""
+    stream = io.StringIO()
+    configure_logging("info", stream=stream)
+    _emit()
+    lines = stream.getvalue().splitlines()
+    assert len(lines) == 1, lines
+    event = json.loads(lines[0])
+    assert event["event"] == "posted" and event["level"] == "info"
+    assert (event["persona"], event["job"]) == ("aurora", "post")
+    assert event["timestamp"].endswith("Z")
+    assert event["api_key"] == "***"
+    assert event["detail"] == "sent with ***"
+
+
+def test_logs_are_readable_text_on_a_terminal(restore_logging: None) -> None:
+    """A TTY gets console lines (not JSON), with the same masking."""
+    stream = FakeTerminal()
+    configure_logging("debug", stream=stream)
+    _emit()
+    text = stream.getvalue()
+    lines = text.splitlines()
+    assert len(lines) == 2 and "posted" in lines[0] and "too detailed" in lines[1]
+    with pytest.raises(json.JSONDecodeError):
+        json.loads(lines[0])
+    assert SECRET not in text and "plain-but-named-secret" not in text
+
+
+def test_library_logs_are_redacted_too(restore_logging: None) -> None:
+    """Warnings from libraries (stdlib logging) pass through the same value redaction."""
+    stream = io.StringIO()
+    configure_logging("info", json=True, stream=stream)
+    register_secret(SECRET)
+    logging.getLogger("httpx").warning("retrying with key %s", SECRET)
+    text = stream.getvalue()
+    assert "retrying with key ***" in text and SECRET not in text
+
+
+def test_a_real_check_logs_json_to_a_pipe(tmp_path: Path) -> None:
+    """`check` run as a process with stderr piped writes only JSON log lines besides its
+    report, and the report goes to stdout."""
+    (tmp_path / "persona.toml").write_text(
+        'name = "tester"\ntimezone = "UTC"\nactive_hours = ["08:00", "22:00"]\n'
+        'posts_per_day = 1\ntopics = ["x"]\n',
+        encoding="utf-8",
+    )
+    cfg = tmp_path / "agent.toml"
+    cfg.write_text(
+        'persona = "persona.toml"\n[glimpse]\nbase_url = "http://127.0.0.1:9/api/v1"\n'
+        'api_key = "glm_CANARYpipe0123456789"\n[images]\norder = ["local"]\n',
+        encoding="utf-8",
+    )
+    proc = cli("--log-level", "debug", "check", "-c", str(cfg))
+    assert proc.returncode == 1, proc.stderr
+    assert proc.stdout.splitlines()[-1].startswith("1 of ")
+    log_lines = proc.stderr.splitlines()
+    assert log_lines, "debug logging should say something"
+    for line in log_lines:
+        json.loads(line)
+    assert "CANARY" not in proc.stdout + proc.stderr
