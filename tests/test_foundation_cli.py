@@ -180,3 +180,26 @@ def test_a_real_check_logs_json_to_a_pipe(tmp_path: Path) -> None:
     for line in log_lines:
         json.loads(line)
     assert "CANARY" not in proc.stdout + proc.stderr
+
+
+def test_output_piped_into_a_reader_that_leaves_early_is_no_traceback(tmp_path: Path) -> None:
+    """`glimpse-agent ... | head -1`: the command stops quietly with 141, as a shell tool does."""
+    workflow = {
+        str(n): {"class_type": "CLIPTextEncode", "inputs": {"text": "x" * 200, "seed": n}}
+        for n in range(5000)
+    }
+    path = tmp_path / "workflow_api.json"
+    path.write_text(json.dumps(workflow))
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "glimpse_agent", "viewcomfy-params", str(path)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env={"PATH": "/usr/bin:/bin"},
+    )
+    assert proc.stdout is not None and proc.stderr is not None
+    first = proc.stdout.readline()
+    proc.stdout.close()  # the reader leaves while the command still has pages to write
+    err = proc.stderr.read().decode()
+    assert proc.wait(timeout=60) == 141, err
+    assert first.strip()
+    assert "Traceback" not in err and "BrokenPipeError" not in err, err

@@ -3,7 +3,7 @@ lives in ``glimpse_agent.commands.<name>`` and is imported only when that comman
 ``--help`` and the idle daemon stay light.
 
 Exit codes: 0 success, 1 the action failed, 2 bad configuration or usage, 3 state directory
-locked or unreadable, 130 interrupted.
+locked or unreadable, 130 interrupted, 141 standard output closed early (`| head`).
 """
 
 from __future__ import annotations
@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import importlib
+import os
 import sys
 from collections.abc import Sequence
 from typing import Any
@@ -168,3 +169,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_FAILED
     except KeyboardInterrupt:
         return 130
+    except BrokenPipeError:
+        # `glimpse-agent plan --json | head`: the reader left. Point stdout at /dev/null so the
+        # interpreter's final flush does not raise again, and exit as a shell would on SIGPIPE.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return 141
