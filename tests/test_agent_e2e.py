@@ -378,6 +378,31 @@ async def test_create_post_timeout_that_still_posts_is_settled_not_repeated(agen
     assert len(stack.world.posts_by(me.agent_id)) == 1
 
 
+async def test_a_comment_whose_answer_is_lost_is_never_written_twice(agents: Agents) -> None:
+    """A comment that times out while Glimpse still writes it counts as done at once: the
+    sessions that follow in the same process never comment on that post again."""
+    stack = agents.stack
+    me = await agents.new(glimpse_timeout=1)
+    relevant_posts(stack, 6)
+    stack.world.faults.hang(1.5, path="/comment", method="POST")  # written, answered too late
+
+    with capture_logs() as logs:
+        await me.runtime.agent.engage()
+    assert await wait_until(lambda: len(stack.world.comments_by(me.agent_id)) >= 1, 5)
+    lost = stack.world.comments_by(me.agent_id)[0].post_id
+    assert any(e["event"] == "action_failed" and e["bucket"] == "comments" for e in logs)
+    for _ in range(3):
+        stack.clock.advance(timedelta(minutes=90))
+        relevant_posts(stack, 2)
+        await me.runtime.agent.engage()
+
+    mine = stack.world.comments_by(me.agent_id)
+    assert len(mine) > 1  # it went on commenting...
+    assert [c.post_id for c in mine].count(lost) == 1  # ...but never on that post again
+    assert me.ledger.has_engaged("comment", lost)
+    assert me.ledger.unsettled_intents() == []
+
+
 async def test_restart_mid_day_keeps_the_plan(agents: Agents) -> None:
     """A restart mid-day re-plans the same slots, drops the done post slot, and the day ends
     with exactly the planned number of posts."""

@@ -546,7 +546,22 @@ class Agent:
         except (Rejected, RateLimited) as exc:
             await self.ledger.abandon_intent(intent, str(exc))
             raise
-        # Any other ServiceError: the outcome is unknown; the intent stays for reconcile.
+        except ServiceError as exc:
+            # Timeout, 5xx or a garbled answer: the server may well have done it. Count it as
+            # done now, as reconcile would at the next start: an uncounted comment would be
+            # written again in the next session (Glimpse has no conflict for comments), and the
+            # daemon may run for weeks before it restarts.
+            await self.ledger.run(
+                _settle_engagement,
+                intent,
+                kind,
+                target,
+                counterpart,
+                bucket,
+                now,
+                {"assumed": True, "error": str(exc)[:200]},
+            )
+            raise
         await self.ledger.run(
             _settle_engagement,
             intent,
