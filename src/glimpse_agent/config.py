@@ -3,15 +3,14 @@
 Key names are a public contract (see ``agent.toml.example``). Loading does three things before
 pydantic sees the data: ``${ENV}`` interpolation in every string, ``*_file`` twins for secrets
 (systemd ``$CREDENTIALS_DIRECTORY``, Docker ``/run/secrets``), and paths resolved against the
-config file's folder. Every problem found is reported at once, each naming file and key.
+config file's folder (the first two live in ``config_sources``). Every problem found is reported
+at once, each naming file and key.
 """
 
 from __future__ import annotations
 
 import difflib
 import os
-import re
-import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,13 +26,13 @@ from pydantic import (
     model_validator,
 )
 
+from glimpse_agent.config_sources import SECRET_KEYS, prepare, read_toml
 from glimpse_agent.errors import ConfigError, Problem
 from glimpse_agent.persona import Persona
 from glimpse_agent.redaction import is_secret_name, register_secret
 
 IMAGE_BACKENDS = ("glif", "viewcomfy", "glimpse", "huggingface", "openai", "local")
 CAPTION_SOURCES = ("langflow", "llm", "glimpse", "template")
-SECRET_KEYS = frozenset({"api_key", "token", "client_secret", "client_id"})
 DEFAULT_GLIMPSE_URL = "https://glimpse-blush.vercel.app/api/v1"
 KEY_FILE_NAME = "glimpse_api_key"  # written by `register`, 0600, under state_dir
 
@@ -254,121 +253,6 @@ class LoadedAgent:
 # --------------------------------------------------------------------------- loading
 
 
-_ENV_REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
-# Anything that starts like a reference but is not one: "${}", "${MY-VAR}", "${X" ...
-_BAD_REF = re.compile(r"\$\{[^}]*\}?")
-
-
-def _interpolate(
-    value: str, key: str, file: str, env: Mapping[str, str], problems: list[Problem]
-) -> str:
-    """``value`` with every ``${NAME}`` / ``${NAME:-default}`` replaced. As in the shell, the
-    default applies when NAME is unset *or empty*; a bare ``${NAME}`` that is unset or empty
-    is a problem naming the variable (an empty key or URL is never what was meant)."""
-
-    def sub(m: re.Match[str]) -> str:
-        name, default = m.group(1), m.group(2)
-        current = env.get(name)
-        if current:
-            return current
-        if default is not None:
-            return default
-        if current is None:
-            problems.append(Problem(file, key, f"environment variable {name} is not set"))
-        else:
-            problems.append(Problem(file, key, f"environment variable {name} is set but empty"))
-        return ""
-
-    out: list[str] = []
-    last = 0
-    for m in _ENV_REF.finditer(value):
-        out.append(_check_plain(value[last : m.start()], key, file, problems))
-        out.append(sub(m))
-        last = m.end()
-    out.append(_check_plain(value[last:], key, file, problems))
-    return "".join(out)
-
-
-def _check_plain(text: str, key: str, file: str, problems: list[Problem]) -> str:
-    """``text`` (a stretch between references) unchanged; a malformed ``${...}`` in it is a
-    problem rather than a literal that would be sent as a key or URL."""
-    bad = _BAD_REF.search(text)
-    if bad:
-        shown = bad.group(0) if len(bad.group(0)) <= 40 else bad.group(0)[:37] + "..."
-        problems.append(
-            Problem(
-                file,
-                key,
-                f"malformed environment reference {shown!r}: expected ${{NAME}} or "
-                "${NAME:-default}, NAME made of letters, digits and _",
-            )
-        )
-    return text
-
-
-def _prepare(
-    raw: Any, *, prefix: str, file: str, base: Path, env: Mapping[str, str], problems: list[Problem]
-) -> Any:
-    """Interpolate ``${ENV}`` everywhere and turn ``X_file`` secret twins into ``X``."""
-    if isinstance(raw, str):
-        return _interpolate(raw, prefix, file, env, problems)
-    if isinstance(raw, list):
-        return [
-            _prepare(v, prefix=f"{prefix}[{i}]", file=file, base=base, env=env, problems=problems)
-            for i, v in enumerate(raw)
-        ]
-    if not isinstance(raw, dict):
-        return raw
-    out: dict[str, Any] = {}
-    for k, v in raw.items():
-        key = f"{prefix}.{k}" if prefix else k
-        stem = k[: -len("_file")] if k.endswith("_file") else None
-        if stem in SECRET_KEYS:
-            if stem in raw:
-                problems.append(Problem(file, key, f"give either {stem} or {k}, not both"))
-                continue
-            path_s = _interpolate(str(v), key, file, env, problems)
-            path = Path(path_s)
-            if not path.is_absolute():
-                path = base / path
-            try:
-                secret = path.read_text(encoding="utf-8").strip()
-            except OSError as exc:
-                problems.append(
-                    Problem(file, key, f"cannot read secret file {path}: {exc.strerror or exc}")
-                )
-                continue
-            except UnicodeDecodeError:
-                problems.append(
-                    Problem(file, key, f"secret file {path} is not UTF-8 text (is it binary?)")
-                )
-                continue
-            if not secret:
-                problems.append(Problem(file, key, f"secret file {path} is empty"))
-                continue
-            out[stem] = secret
-            continue
-        out[k] = _prepare(v, prefix=key, file=file, base=base, env=env, problems=problems)
-    return out
-
-
-def _read_toml(path: Path) -> tuple[dict[str, Any] | None, list[Problem]]:
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        return None, [Problem(str(path), "", "file not found")]
-    except IsADirectoryError:
-        return None, [Problem(str(path), "", "is a directory, expected a .toml file")]
-    except OSError as exc:
-        return None, [Problem(str(path), "", f"cannot read: {exc.strerror or exc}")]
-    except UnicodeDecodeError:
-        return None, [Problem(str(path), "", "is not UTF-8 text, expected a .toml file")]
-    try:
-        return tomllib.loads(text), []
-    except tomllib.TOMLDecodeError as exc:
-        return None, [Problem(str(path), "", f"not valid TOML: {exc}")]
-
-
 def _friendly(err: Mapping[str, Any], model: type[BaseModel]) -> tuple[str, str]:
     loc = [str(p) for p in err.get("loc", ())]
     # pydantic adds the union member tag to a loc ("prompt_input.int"); keep the user's key.
@@ -440,7 +324,7 @@ def parse_config(
     problems: list[Problem] = []
     file = str(source)
     base = source.parent.resolve()
-    data = _prepare(raw, prefix="", file=file, base=base, env=env, problems=problems)
+    data = prepare(raw, prefix="", file=file, base=base, env=env, problems=problems)
     for key in ("persona", "state_dir"):
         if data.get(key) == "":
             problems.append(Problem(file, key, "is empty, expected a path"))
@@ -498,7 +382,7 @@ def _register_secrets(model: BaseModel) -> None:
 def load_config(path: Path | str, *, env: Mapping[str, str] | None = None) -> AgentConfig:
     """Read and validate ``agent.toml``; raises ``ConfigError`` listing every problem."""
     path = Path(path)
-    raw, problems = _read_toml(path)
+    raw, problems = read_toml(path)
     if raw is None:
         raise ConfigError(problems)
     return parse_config(raw, source=path, env=env)
@@ -507,7 +391,7 @@ def load_config(path: Path | str, *, env: Mapping[str, str] | None = None) -> Ag
 def load_persona(path: Path | str) -> Persona:
     """Read and validate a persona file; raises ``ConfigError`` listing every problem."""
     path = Path(path)
-    raw, problems = _read_toml(path)
+    raw, problems = read_toml(path)
     if raw is None:
         raise ConfigError(problems)
     persona = _validate(Persona, raw, str(path), problems)
@@ -519,7 +403,7 @@ def load_persona(path: Path | str) -> Persona:
 def _plain_persona_path(config_path: Path) -> Path | None:
     """The persona file a broken ``agent.toml`` names, if it names one literally (no
     ``${ENV}``) and that file exists; ``None`` otherwise."""
-    raw, _ = _read_toml(config_path)
+    raw, _ = read_toml(config_path)
     value = raw.get("persona") if raw is not None else None
     if not isinstance(value, str) or not value or "${" in value:
         return None
