@@ -227,3 +227,31 @@ async def test_llm_down_comments_come_from_templates(chat: tuple[ChatState, str]
     assert comment and "Ana" in comment
     assert reply and "Ana" in reply
     assert {"comment.llm_failed", "reply.llm_failed"} <= {e["event"] for e in logs}
+
+
+async def test_same_long_art_style_does_not_make_a_new_subject_a_repeat(
+    chat: tuple[ChatState, str],
+) -> None:
+    """A persona with a long art style gets the model's prompt for a new subject, even when a
+    recent prompt shares only that style: the style every prompt carries is not the idea."""
+    state, url = chat
+    style = (
+        "loose impressionist oil paint, thick impasto brushstrokes, luminous saturated colour, "
+        "visible canvas texture, soft atmospheric perspective, warm golden palette, dreamy "
+        "hazy edges"
+    )
+    persona = PERSONA.model_copy(update={"art_style": style})
+    config = AgentConfig(
+        persona=Path("p.toml"),
+        llm=section(url),
+        captions=CaptionsSection(order=["llm", "template"]),
+        safety=SafetySection(max_hashtags=5),
+    )
+    writing = build_writing(config, persona, seed=1)
+    fresh = f"a red fox, {style}"
+    state.responder = fixed_responder(fresh)
+    with capture_logs() as logs:
+        prompt = await writing.image_prompt("foxes", None, [f"a lighthouse, {style}"])
+    await writing.aclose()
+    assert prompt == fresh
+    assert not any("repeat" in str(e.get("reasons")) for e in logs)

@@ -14,6 +14,9 @@ tweak; 422 for malformed JSON (a list ``detail``) and protected tweaks (an objec
 500 with a JSON-string ``detail``; 503 + ``Retry-After`` while "its auth backend is down";
 both response shapes; the not-SSE streaming framing with or without token events, error events
 (twice, no ``end``) and a cut stream; file upload; ``/health``; a switchable delay.
+
+A flow echoes its rendered Prompt template, unless it has a ``model``: then the model writes the
+text from the Prompt's variables (the sandbox's is ``langflow_model.plausible_caption``).
 """
 
 from __future__ import annotations
@@ -24,7 +27,7 @@ import re
 import threading
 import time
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass, field
 from email.parser import BytesParser
 from email.policy import HTTP
@@ -41,6 +44,11 @@ PROTECTED = {"code"}
 _VAR = re.compile(r"\{(\w+)\}")
 _UUID = re.compile(r"^[0-9a-fA-F]{8}-([0-9a-fA-F]{4}-){3}[0-9a-fA-F]{12}$")
 GRAPH_ERROR = "Error running graph: Error building Component OpenAI: Connection error."
+
+#: A flow's model: (the Prompt's variables, a per-request key, what it answered this session
+#: before, oldest first) -> the flow's text.
+FlowModel = Callable[[dict[str, str], str, Sequence[str]], str]
+MEMORY = 20  # answers remembered per session, as a Chat Memory component would keep them
 
 
 @dataclass
@@ -59,6 +67,7 @@ class EmulatedFlow:
     tokens: bool = True  # the model streams: token events between the add_message events
     fail: bool = False  # a component fails: 500, or error events when streaming
     reply: str | None = None  # fixed output instead of the rendered template
+    model: FlowModel | None = None  # writes the output from the variables instead of the template
 
     @property
     def output_node(self) -> str:
@@ -101,6 +110,7 @@ class LangflowState:
         self.flows: list[EmulatedFlow] = []
         self.runs: list[RecordedRun] = []
         self.uploads: list[dict[str, Any]] = []
+        self.memory: dict[str, list[str]] = {}  # session id -> the flow's last answers
         self._lock = threading.Lock()
         self._released = threading.Event()
 
@@ -118,6 +128,17 @@ class LangflowState:
         with self._lock:
             self.runs.append(run)
         return run
+
+    def answer(self, flow: EmulatedFlow, run: RecordedRun) -> str:
+        """Render ``flow`` for ``run`` with its session's memory, and remember the answer."""
+        session_id = run.applied.get("session_id") or flow.id
+        key = f"{session_id}\n{run.applied.get('input_value') or ''}"
+        with self._lock:
+            history = list(self.memory.get(session_id, ()))
+        text = render(flow, run.applied.get("tweaks") or {}, key, history)
+        with self._lock:
+            self.memory[session_id] = [*history, text][-MEMORY:]
+        return text
 
     def release(self) -> None:
         """End every current and future delay, so the server can stop at once."""
@@ -143,22 +164,27 @@ def _invalid(kind: str, loc: list[Any], msg: str, **extra: Any) -> JSONResponse:
 # --------------------------------------------------------------------------- result bodies
 
 
-def render(flow: EmulatedFlow, tweaks: dict[str, Any]) -> str:
+def render(
+    flow: EmulatedFlow, tweaks: dict[str, Any], key: str = "", history: Sequence[str] = ()
+) -> str:
     """The flow's text: its Prompt template filled from tweaks (by node id, display name or
-    a top-level field), else from defaults."""
+    a top-level field), else from defaults; or what its ``model`` writes from those values
+    (``key`` tells one request from another; ``history``: the session's earlier answers)."""
     if flow.reply is not None:
         return flow.reply
     node = {}
-    for key in (flow.prompt_node, "Prompt"):
-        if isinstance(tweaks.get(key), dict):
-            node.update(tweaks[key])
+    for name in (flow.prompt_node, "Prompt"):
+        if isinstance(tweaks.get(name), dict):
+            node.update(tweaks[name])
 
-    def value(m: re.Match[str]) -> str:
-        name = m.group(1)
+    def lookup(name: str) -> str:
         found = node.get(name, tweaks.get(name) if not isinstance(tweaks.get(name), dict) else None)
         return str(found if found is not None else flow.defaults.get(name, ""))
 
-    return " ".join(_VAR.sub(value, flow.template).split())
+    if flow.model is not None:
+        names = {*_VAR.findall(flow.template), *flow.defaults, *node}
+        return flow.model({name: lookup(name) for name in names}, key, history)
+    return " ".join(_VAR.sub(lambda m: lookup(m.group(1)), flow.template).split())
 
 
 _MACHINE = {"sender": "Machine", "sender_name": "AI", "files": []}
@@ -342,7 +368,7 @@ async def _run(state: LangflowState, request: Request) -> Response:
                 {"message": GRAPH_ERROR, "traceback": None, "description": "component failed"}
             ),
         )
-    run.text = render(flow, run.applied.get("tweaks") or {})
+    run.text = state.answer(flow, run)
     return JSONResponse(run_body(flow, run.text, run.applied, state.message_shape))
 
 
@@ -362,7 +388,7 @@ async def _events(state: LangflowState, flow: EmulatedFlow, run: RecordedRun) ->
         yield event("error", {**failed, "error": True, "category": "error"})
         yield event("error", {"error": "500: " + json.dumps({"message": GRAPH_ERROR})})
         return
-    text = run.text = render(flow, run.applied.get("tweaks") or {})
+    text = run.text = state.answer(flow, run)
     if flow.tokens and flow.output == "chat":
         streaming = _message("", "Machine", session_id, flow)
         yield event("add_message", streaming)

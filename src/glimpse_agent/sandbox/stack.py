@@ -20,6 +20,7 @@ from glimpse_agent.sandbox.glimpse_app import API_ROOT, create_glimpse_app
 from glimpse_agent.sandbox.glimpse_world import GlimpseWorld
 from glimpse_agent.sandbox.hf_app import create_hf_app
 from glimpse_agent.sandbox.langflow_app import LangflowState, langflow_routes
+from glimpse_agent.sandbox.langflow_model import plausible_caption
 from glimpse_agent.sandbox.openai_chat import ChatState, chat_routes
 from glimpse_agent.sandbox.openai_images import OpenAIImagesState, image_routes
 from glimpse_agent.sandbox.server import LoopbackServer
@@ -28,6 +29,9 @@ from glimpse_agent.sandbox.viewcomfy_app import create_viewcomfy_app
 LANGFLOW_KEY = "lf-sandbox-key-0001"
 CHAT_KEY = "sk-sandbox-chat-0001"
 CAPTION_FLOW = "caption"
+CAPTION_PROMPT = (
+    "Write a short caption for my new image of {topic}. Voice: {voice}. End with: {hashtags}"
+)
 
 
 class SandboxStack:
@@ -40,8 +44,12 @@ class SandboxStack:
         self.clock = SimulatedClock(start)
         self.world = GlimpseWorld(self.clock, seed=seed, population=population)
         self.langflow = LangflowState(api_key=LANGFLOW_KEY)
+        # The flow's Prompt asks its model for a caption in the persona's voice; the emulated
+        # model answers like one (varied per post), rather than pasting the voice text back.
         self.langflow.add_flow(
-            endpoint_name=CAPTION_FLOW, template="{topic}, as {voice} would say it. {hashtags}"
+            endpoint_name=CAPTION_FLOW,
+            template=CAPTION_PROMPT,
+            model=plausible_caption,
         )
         self.chat = ChatState(api_key=CHAT_KEY)
         self.images = OpenAIImagesState()

@@ -74,10 +74,13 @@ class Writing:
         # The caller passes the prompts of its idea memory (30 days): the same test as the
         # planner's ``is_repeat``, so a near-copy in other words is refused here and rewritten.
         recent = [PastIdea(topic, p, _NOW) for p in recent_prompts]
+        # Every prompt carries the art style: left out of the comparison (as the planner does),
+        # or a long style alone would make two different subjects look like one idea.
+        style = self.persona.art_style
 
         def check(text: str) -> Verdict:
             verdict = self.safety.check(text, "prompt")
-            if is_repeat(text, recent, _NOW):
+            if is_repeat(text, recent, _NOW, common=style):
                 return Verdict((*verdict.reasons, "repeat: the same idea as a recent prompt"))
             return verdict
 
@@ -96,7 +99,7 @@ class Writing:
                 return text
         fallback = self.templates.image_prompt(topic, angle, seed, recent_prompts)
         for k in range(1, 8):  # the template's light and framing vary with the seed
-            if not is_repeat(fallback, recent, _NOW):
+            if not is_repeat(fallback, recent, _NOW, common=style):
                 break
             fallback = self.templates.image_prompt(topic, angle, seed + k * _RESEED, recent_prompts)
         if self.glimpse is not None and self.llm is None:
