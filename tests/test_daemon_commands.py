@@ -16,6 +16,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 import structlog
+from freezegun import freeze_time
 
 from glimpse_agent.cli import main
 from glimpse_agent.clock import SystemClock
@@ -37,6 +38,16 @@ comments_per_day = 2
 sessions_per_day = 4
 """
 ZONE = ZoneInfo("Asia/Tokyo")
+# 21:00 in Tokyo, inside kuro's window, and far from midnight UTC: the posts _fill_ledger puts
+# 10 and 20 minutes back fall on the same UTC day whenever the suite runs.
+FROZEN_AT = datetime(2026, 6, 10, 12, 0, tzinfo=UTC)
+
+
+@pytest.fixture
+def frozen() -> Iterator[None]:
+    """The commands read the real clock: pin it (ticking, so timeouts still pass)."""
+    with freeze_time(FROZEN_AT, tick=True, real_asyncio=True):
+        yield
 
 
 @pytest.fixture(autouse=True)
@@ -107,7 +118,7 @@ def _fill_ledger(state: Path) -> datetime:
 
 
 def test_status_json_reports_quotas_posts_errors_and_next_action(
-    agent_toml: Path, capsys: pytest.CaptureFixture[str]
+    agent_toml: Path, capsys: pytest.CaptureFixture[str], frozen: None
 ) -> None:
     """`status --json` exits 0 with used/left per bucket, the last posts, the last errors and
     the next planned action — read while the agent holds the state lock."""
@@ -128,7 +139,7 @@ def test_status_json_reports_quotas_posts_errors_and_next_action(
 
 
 def test_status_prints_a_readable_table(
-    agent_toml: Path, capsys: pytest.CaptureFixture[str]
+    agent_toml: Path, capsys: pytest.CaptureFixture[str], frozen: None
 ) -> None:
     """Without --json, status prints one line per bucket (used, cap, left), the next action,
     the recent posts and the last errors in words, not Python dicts."""
@@ -143,7 +154,7 @@ def test_status_prints_a_readable_table(
 
 
 def test_status_and_plan_on_a_fresh_state_dir_exit_0(
-    agent_toml: Path, capsys: pytest.CaptureFixture[str]
+    agent_toml: Path, capsys: pytest.CaptureFixture[str], frozen: None
 ) -> None:
     """Before the first run there is no state yet: status and plan still answer, and create
     nothing."""
@@ -155,7 +166,7 @@ def test_status_and_plan_on_a_fresh_state_dir_exit_0(
 
 
 def test_plan_json_is_the_daemons_plan_with_what_is_left(
-    agent_toml: Path, capsys: pytest.CaptureFixture[str]
+    agent_toml: Path, capsys: pytest.CaptureFixture[str], frozen: None
 ) -> None:
     """`plan --json` exits 0 with slots in local time inside the active window, the day's
     post count capped by what is left, and every bucket's remaining quota."""

@@ -22,9 +22,12 @@ class Clock(Protocol):
 
 
 class SystemClock:
-    """Wall-clock time."""
+    """Wall-clock time: the only place the daemon and the `status`/`plan`/`once` commands
+    read it."""
 
     def now(self) -> datetime:
+        # Looked up at each call (never a ``datetime.now`` bound at import), so freezegun's
+        # patched ``datetime`` is what tests of the real-clock commands move.
         return datetime.now(UTC)
 
     async def sleep(self, seconds: float) -> None:

@@ -17,7 +17,7 @@ from glimpse_agent.clock import Clock
 from glimpse_agent.config import AgentConfig, LoadedAgent
 from glimpse_agent.errors import ConfigError, Problem
 from glimpse_agent.glimpse import GlimpseClient, RateLimitInfo
-from glimpse_agent.imaging import build_router
+from glimpse_agent.imaging import ProgressCallback, build_router
 from glimpse_agent.ledger import AsyncLedger
 from glimpse_agent.writing import build_writing
 
@@ -86,9 +86,16 @@ def require_key(config: AgentConfig) -> str:
 
 
 async def open_runtime(
-    loaded: LoadedAgent, *, clock: Clock, dry_run: bool = False, state_dir: Path | None = None
+    loaded: LoadedAgent,
+    *,
+    clock: Clock,
+    dry_run: bool = False,
+    state_dir: Path | None = None,
+    progress: ProgressCallback | None = None,
 ) -> Runtime:
-    """Open everything an agent needs; close it with ``await runtime.close()``."""
+    """Open everything an agent needs; close it with ``await runtime.close()``. ``progress``
+    receives the image backends' progress (ViewComfy with ``logs = true``), for a progress bar;
+    without it the backend still logs a line every 25 %."""
     config, persona = loaded.config, loaded.persona
     key = require_key(config)
     state = state_dir or config.state_dir
@@ -119,6 +126,7 @@ async def open_runtime(
             state_dir=state,
             http=http,
             glimpse=glimpse,
+            progress=progress,
         )
         stack.push_async_callback(router.aclose)
         writing = build_writing(

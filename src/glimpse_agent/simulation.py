@@ -36,6 +36,11 @@ class PersonaDay:
     sessions: int = 0
     post_times: list[datetime] = field(default_factory=list)
 
+    @property
+    def idle(self) -> bool:
+        """Nothing was planned, done or tried on this day."""
+        return not (self.planned_posts or self.posts or self.sessions or self.post_failures)
+
 
 @dataclass
 class SimulationResult:
@@ -49,7 +54,7 @@ class SimulationResult:
             lines.append(f"{persona}:")
             for day in sorted(days):
                 d = days[day]
-                if not (d.planned_posts or d.posts or d.sessions or d.post_failures):
+                if d.idle:
                     continue  # a local day the simulated span only grazed
                 lines.append(
                     f"  {day}  posts {d.posts}/{d.planned_posts}  likes {d.likes}  "
@@ -119,7 +124,16 @@ class Simulation:
                 outcome = await agent.run_slot(slot)
                 local_day = date.fromisoformat(slot.slot_id.split("/")[0])
                 _tally(result[name][local_day], outcome, self.clock.now())
-        return SimulationResult(start, end, {k: dict(v) for k, v in result.items()})
+        return SimulationResult(start, end, {k: _within(v, start, end) for k, v in result.items()})
+
+
+def _within(days: dict[date, PersonaDay], start: datetime, end: datetime) -> dict[date, PersonaDay]:
+    """``days`` without the idle local days outside the simulated UTC days. Planning looks a
+    day ahead, so a persona east of UTC gets an empty entry for the local day after the last
+    one (west of UTC, the one before the first); a day like that is kept when something
+    happened on it, since then it was partly simulated."""
+    first, last = start.date(), (end - timedelta(microseconds=1)).date()
+    return {day: d for day, d in days.items() if first <= day <= last or not d.idle}
 
 
 def _tally(day: PersonaDay, outcome: Outcome, now: datetime) -> None:

@@ -5,15 +5,22 @@ from __future__ import annotations
 import argparse
 import os
 from pathlib import Path
+from typing import TextIO
 
 from glimpse_agent.config import LoadedAgent, load_agent
 from glimpse_agent.logs import configure_logging
 
 
-def setup_logging(args: argparse.Namespace, level: str = "info") -> None:
+def setup_logging(
+    args: argparse.Namespace, level: str = "info", *, stream: TextIO | None = None
+) -> None:
+    """Logging as ``--log-level``/``--log-format`` say (else ``level``), onto ``stream``
+    (default stderr)."""
     fmt = getattr(args, "log_format", "auto")
     configure_logging(
-        getattr(args, "log_level", None) or level, json=None if fmt == "auto" else fmt == "json"
+        getattr(args, "log_level", None) or level,
+        json=None if fmt == "auto" else fmt == "json",
+        stream=stream,
     )
 
 

@@ -1,18 +1,38 @@
+"""`glimpse-agent once --post | --engage`: one action now, then exit.
+
+A person usually runs it at a terminal: there a slow image (ViewComfy with ``logs = true``)
+draws a progress bar on stderr. Off a terminal (cron, a pipe) stderr gets only the log, where
+the backend writes a line every 25 %, as in the daemon.
+"""
+
 from __future__ import annotations
 
 import argparse
 import sys
 
 from glimpse_agent.clock import SystemClock
-from glimpse_agent.commands._common import load
+from glimpse_agent.commands._common import load, setup_logging
+from glimpse_agent.imaging import ProgressBar
 from glimpse_agent.runtime import open_runtime
 
 
 async def main(args: argparse.Namespace) -> int:
     loaded = load(args)
-    async with await open_runtime(loaded, clock=SystemClock(), dry_run=args.dry_run) as runtime:
+    bar = ProgressBar(sys.stderr)  # draws nothing unless stderr is a terminal
+    if bar.enabled:
+        # Log lines written while the bar runs take its place instead of landing at its end.
+        setup_logging(args, loaded.config.log_level, stream=bar.shared_stream())
+    async with await open_runtime(
+        loaded,
+        clock=SystemClock(),
+        dry_run=args.dry_run,
+        progress=bar if bar.enabled else None,
+    ) as runtime:
         await runtime.agent.startup()
-        outcome = await (runtime.agent.post() if args.post else runtime.agent.engage())
+        try:
+            outcome = await (runtime.agent.post() if args.post else runtime.agent.engage())
+        finally:
+            bar.finish()  # whatever comes next (result, error) starts on its own line
     if outcome.kind == "post":
         print(
             f"post: {'ok' if outcome.ok else 'failed'}"
