@@ -19,7 +19,7 @@ import structlog
 from freezegun import freeze_time
 
 from glimpse_agent.cli import main
-from glimpse_agent.clock import SystemClock
+from glimpse_agent.clock import SimulatedClock, SystemClock
 from glimpse_agent.ledger import Ledger, OwnPost
 from glimpse_agent.storage import StateLock
 
@@ -233,3 +233,38 @@ def test_simulate_against_the_emulators_prints_a_day_by_day_summary(
     assert [d for d, _, _ in days] == ["2026-04-06", "2026-04-07", "2026-04-08"]
     assert all(done == planned == "1" for _, done, planned in days)
     assert len(posts) == 3
+
+
+def test_status_and_plan_at_an_instant_read_a_simulated_ledger(
+    agent_toml: Path, capsys: pytest.CaptureFixture[str], frozen: None
+) -> None:
+    """A ledger written by `simulate`/`sandbox` lies days ahead of the wall clock: without --at
+    the commands say so and how to look; with --at they count as of that instant."""
+    state = agent_toml.parent / "state"
+    later = FROZEN_AT + timedelta(days=3)
+    with Ledger.open(state, clock=SimulatedClock(later)) as ledger:
+        ledger.add_post(OwnPost("post-9", 9, later, "p", "neon", "cap", "local", "offline", 0.0))
+        ledger.record_action("posts", later, ref="post-9")
+
+    assert main(["status", "-c", str(agent_toml), "--json"]) == 0
+    captured = capsys.readouterr()
+    assert f"add --at {later:%Y-%m-%dT%H:%MZ}" in captured.err
+    assert json.loads(captured.out)["quotas"]["posts"]["used_today"] == 0
+
+    at = (later + timedelta(minutes=5)).isoformat()
+    assert main(["status", "-c", str(agent_toml), "--json", "--at", at]) == 0
+    captured = capsys.readouterr()
+    assert captured.err == ""
+    view = json.loads(captured.out)
+    assert view["quotas"]["posts"]["used_today"] == 1
+    assert view["quotas"]["posts"]["left"] == 2
+    assert main(["plan", "-c", str(agent_toml), "--json", "--at", at]) == 0
+    assert json.loads(capsys.readouterr().out)["left"]["posts"] == 2
+
+
+def test_at_must_be_an_iso_time(agent_toml: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """`--at yesterday` is a usage error (exit 2) that shows the expected form."""
+    with pytest.raises(SystemExit) as exited:
+        main(["status", "-c", str(agent_toml), "--at", "yesterday"])
+    assert exited.value.code == 2
+    assert "is not an ISO date-time, e.g. 2026-12-08T00:00Z" in capsys.readouterr().err

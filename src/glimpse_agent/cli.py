@@ -14,6 +14,7 @@ import importlib
 import os
 import sys
 from collections.abc import Sequence
+from datetime import UTC, datetime
 from typing import Any
 
 from glimpse_agent import __version__
@@ -42,6 +43,26 @@ def _add_config(p: argparse.ArgumentParser, *, required: bool = True) -> None:
         required=required,
         metavar="AGENT_TOML",
         help="path to agent.toml (one file per persona)",
+    )
+
+
+def _at(text: str) -> datetime:
+    try:
+        at = datetime.fromisoformat(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not an ISO date-time, e.g. 2026-12-08T00:00Z or 2026-12-08T09:30+09:00"
+        ) from None
+    return at if at.tzinfo is not None else at.replace(tzinfo=UTC)
+
+
+def _add_at(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--at",
+        type=_at,
+        metavar="ISO_TIME",
+        help="look at the state as of this instant instead of now (UTC unless an offset is "
+        "given), e.g. the end of a `simulate` or `sandbox` run, whose ledger lies in the future",
     )
 
 
@@ -101,10 +122,12 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("plan", help=COMMANDS["plan"], description=COMMANDS["plan"])
     _add_config(p)
     p.add_argument("--json", action="store_true", help="machine-readable output")
+    _add_at(p)
 
     p = sub.add_parser("status", help=COMMANDS["status"], description=COMMANDS["status"])
     _add_config(p)
     p.add_argument("--json", action="store_true", help="machine-readable output")
+    _add_at(p)
 
     p = sub.add_parser("simulate", help=COMMANDS["simulate"], description=COMMANDS["simulate"])
     _add_config(p)

@@ -4,11 +4,16 @@ from __future__ import annotations
 
 import argparse
 import os
+import sys
+from datetime import datetime
 from pathlib import Path
-from typing import TextIO
+from typing import TYPE_CHECKING, TextIO
 
 from glimpse_agent.config import LoadedAgent, load_agent
 from glimpse_agent.logs import configure_logging
+
+if TYPE_CHECKING:
+    from glimpse_agent.ledger import Ledger
 
 
 def setup_logging(
@@ -32,3 +37,16 @@ def load(args: argparse.Namespace) -> LoadedAgent:
     os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
     os.environ.setdefault("HF_HOME", str(loaded.config.state_dir / "hf-cache"))
     return loaded
+
+
+def warn_if_ledger_is_ahead(ledger: Ledger, now: datetime) -> None:
+    """`simulate` and `sandbox` write ledgers in simulated time, often days ahead of the wall
+    clock: counted "as of now" they make no sense, so say how to look at them instead."""
+    newest = ledger.recent_posts(1)
+    if newest and newest[0].created_at > now:
+        print(
+            f"note: this ledger holds posts up to {newest[0].created_at:%Y-%m-%d %H:%M} UTC, after "
+            f"{now:%Y-%m-%d %H:%M} UTC (a simulated run?); add --at "
+            f"{newest[0].created_at:%Y-%m-%dT%H:%MZ} to see it as of then",
+            file=sys.stderr,
+        )

@@ -9,8 +9,8 @@ import json
 from datetime import datetime, timedelta
 from typing import Any
 
-from glimpse_agent.clock import SystemClock
-from glimpse_agent.commands._common import load
+from glimpse_agent.clock import Clock, SimulatedClock, SystemClock
+from glimpse_agent.commands._common import load, warn_if_ledger_is_ahead
 from glimpse_agent.ledger import Ledger
 from glimpse_agent.limits import next_midnight
 from glimpse_agent.persona import Persona
@@ -23,11 +23,12 @@ SHOWN_BUCKETS = ("posts", "generation", "reactions", "comments", "follows")
 def main(args: argparse.Namespace) -> int:
     loaded = load(args)
     config, persona = loaded.config, loaded.persona
-    clock = SystemClock()
+    clock: Clock = SystemClock() if args.at is None else SimulatedClock(args.at)
     now = clock.now()
     grace = timedelta(minutes=config.daemon.misfire_grace_minutes)
     days: list[dict[str, Any]] = []
     with Ledger.open(config.state_dir, clock=clock, read_only=True) as ledger:
+        warn_if_ledger_is_ahead(ledger, now)
         left = ledger.remaining_all(now, persona)
         for local_day in days_to_plan(persona, now):
             key = local_day.isoformat()

@@ -100,9 +100,11 @@ async def _run(
     )
     _print_summary(result, findings.lines(), report, elapsed)
     first = root / loaded_personas[0].name / "agent.toml"
+    # The ledgers lie in simulated time: look at them as of the end of the run.
+    at = f"--at {result.end:%Y-%m-%dT%H:%MZ}"
     print(
-        f"Look closer (the ledgers stay; the emulators stopped): glimpse-agent status -c {first}"
-        f"\n  or: glimpse-agent plan -c {first}"
+        "Look closer (the ledgers stay; the emulators stopped): "
+        f"glimpse-agent status -c {first} {at}\n  or: glimpse-agent plan -c {first} {at}"
     )
     return 0 if findings.ok else 1
 

@@ -9,8 +9,8 @@ import json
 from datetime import datetime, timedelta
 from typing import Any
 
-from glimpse_agent.clock import SystemClock
-from glimpse_agent.commands._common import load
+from glimpse_agent.clock import Clock, SimulatedClock, SystemClock
+from glimpse_agent.commands._common import load, warn_if_ledger_is_ahead
 from glimpse_agent.ledger import Ledger
 from glimpse_agent.persona import Persona
 
@@ -21,11 +21,12 @@ MAIN_BUCKETS = ("posts", "generation", "reactions", "comments", "follows")
 def main(args: argparse.Namespace) -> int:
     loaded = load(args)
     config, persona = loaded.config, loaded.persona
-    clock = SystemClock()
+    clock: Clock = SystemClock() if args.at is None else SimulatedClock(args.at)
     now = clock.now()
     today = now.astimezone(persona.zone).date()
     upcoming: list[dict[str, Any]] = []
     with Ledger.open(config.state_dir, clock=clock, read_only=True) as ledger:
+        warn_if_ledger_is_ahead(ledger, now)
         view: dict[str, Any] = ledger.status_view(now, persona)
         # Yesterday's plan too: an overnight window opened yesterday may still be running.
         for day in (today - timedelta(days=1), today, today + timedelta(days=1)):
