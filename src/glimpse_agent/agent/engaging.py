@@ -178,6 +178,12 @@ class Engaging(AgentBase):
             return True
         payload = {"target": target, "counterpart": counterpart, "bucket": bucket}
         intent = await self.ledger.begin_intent(kind, payload, now)
+
+        async def settle(spent: str, result: dict[str, Any]) -> None:
+            await self.ledger.run(
+                settle_engagement, intent, kind, target, counterpart, spent, now, result
+            )
+
         try:
             if isinstance(decision, Like):
                 await self.glimpse.like(decision.post_id)
@@ -188,9 +194,7 @@ class Engaging(AgentBase):
                 await self.glimpse.comment(decision.post_id, text)
         except Conflict:
             # Already done on the server: remember it so we never try again; it costs no quota.
-            await self.ledger.run(
-                settle_engagement, intent, kind, target, counterpart, "", now, {"already": True}
-            )
+            await settle("", {"already": True})
             return False
         except (Rejected, RateLimited) as exc:
             await self.ledger.abandon_intent(intent, str(exc))
@@ -200,27 +204,9 @@ class Engaging(AgentBase):
             # done now, as reconcile would at the next start: an uncounted comment would be
             # written again in the next session (Glimpse has no conflict for comments), and the
             # daemon may run for weeks before it restarts.
-            await self.ledger.run(
-                settle_engagement,
-                intent,
-                kind,
-                target,
-                counterpart,
-                bucket,
-                now,
-                {"assumed": True, "error": str(exc)[:200]},
-            )
+            await settle(bucket, {"assumed": True, "error": str(exc)[:200]})
             raise
-        await self.ledger.run(
-            settle_engagement,
-            intent,
-            kind,
-            target,
-            counterpart,
-            bucket,
-            self.clock.now(),
-            {"ok": True},
-        )
+        await settle(bucket, {"ok": True})
         return True
 
     def _topic_hint(self) -> str | None:
