@@ -20,11 +20,12 @@ from glimpse_agent.errors import (
     Unauthorized,
     Unavailable,
 )
-from glimpse_agent.glimpse import GlimpseClient
+from glimpse_agent.glimpse import GlimpseClient, GlimpseTimeout
 from glimpse_agent.imaging import build_router
-from glimpse_agent.imaging.base import ImageRequest
+from glimpse_agent.imaging.base import GeneratedImage, ImageRequest
 from glimpse_agent.imaging.checks import sniff_mime
 from glimpse_agent.imaging.glimpse_byok import FINGERPRINT_FILE, GlimpseImagesBackend
+from glimpse_agent.imaging.router import ImageRouter
 from glimpse_agent.persona import Persona
 from glimpse_agent.sandbox.glimpse_app import create_glimpse_app
 from glimpse_agent.sandbox.glimpse_world import GlimpseWorld
@@ -34,6 +35,7 @@ REQ = ImageRequest(prompt="a lantern festival", persona="aurora")
 HF_KEY = "hf_userkey000000001"
 PUT = "PUT /agents/me/settings/image-generation"
 GET = "GET /agents/me/settings/image-generation"
+GENERATE = "POST /images/generate"
 
 
 class Glimpse:
@@ -163,13 +165,6 @@ async def test_check_needs_a_working_glimpse_key(glimpse: Glimpse, tmp_path: Pat
 async def test_build_router_makes_its_own_glimpse_client(glimpse: Glimpse, tmp_path: Path) -> None:
     """Without a client passed in, build_router uses [glimpse] base_url and api_key."""
 
-    class NoSpend:
-        def spent_on(self, day: date) -> float:
-            return 0.0
-
-        def record_spend(self, amount_usd: float, *, backend: str, at: datetime) -> None:
-            raise AssertionError("a free backend records no spend")
-
     raw = {
         "persona": "p.toml",
         "glimpse": {"base_url": glimpse.url, "api_key": glimpse.key},
@@ -232,26 +227,117 @@ async def test_unreadable_success_is_a_bad_response(
 
 
 @pytest.mark.parametrize(
-    ("body", "content"),
+    ("status", "code", "message", "content"),
     [
-        ({"error": {"code": "content_policy_violation", "message": "NSFW prompt"}}, True),
-        ({"error": {"code": "provider_auth_failed", "message": "refused the key"}}, False),
+        (400, "content_policy_violation", "NSFW prompt", True),
+        (422, "content_policy_violation", "Prompt rejected by safety system", True),
+        (400, "provider_auth_failed", "refused the key", False),
     ],
 )
 async def test_prompt_refusal_is_content_rejected(
-    tmp_path: Path, body: dict[str, Any], content: bool
+    glimpse: Glimpse,
+    client: GlimpseClient,
+    tmp_path: Path,
+    status: int,
+    code: str,
+    message: str,
+    content: bool,
 ) -> None:
-    """A 400 saying the prompt was refused is ContentRejected (no fallback); other 400s stay
+    """A 400/422 saying the prompt was refused is ContentRejected (no fallback); other 400s stay
     configuration failures (Rejected)."""
-
-    def handler(request: httpx.Request) -> httpx.Response:
-        assert request.url.path.endswith("/images/generate")
-        return httpx.Response(400, json=body)
-
-    async with (
-        httpx.AsyncClient(transport=httpx.MockTransport(handler)) as http,
-        GlimpseClient("http://glimpse.test/api/v1", "glm_testkey0001", http=http) as c,
-    ):
-        with pytest.raises(Rejected) as info:
-            await backend(c, tmp_path, mode="headers").generate(REQ)
+    glimpse.world.faults.refuse(code, message, status=status, path="/images/generate")
+    with pytest.raises(Rejected) as info:
+        await backend(client, tmp_path, mode="headers").generate(REQ)
     assert isinstance(info.value, ContentRejected) is content
+    assert glimpse.world.faults.pending == 0
+
+
+# ---------------------------------------------------------------------- in the router's chain
+
+
+class Spare:
+    """A second backend after Glimpse in the chain; counts how often it is asked."""
+
+    name = "spare"
+
+    def __init__(self) -> None:
+        self.calls = 0
+
+    def estimated_cost(self) -> float:
+        return 0.0
+
+    async def check(self) -> None:
+        return None
+
+    async def generate(self, request: ImageRequest) -> GeneratedImage:
+        self.calls += 1
+        return GeneratedImage(
+            backend=self.name, model="spare", prompt=request.prompt, url="https://img.example/s.png"
+        )
+
+
+class NoSpend:
+    def spent_on(self, day: date) -> float:
+        return 0.0
+
+    def record_spend(self, amount_usd: float, *, backend: str, at: datetime) -> None:
+        raise AssertionError("a free backend records no spend")
+
+
+def chain(first: GlimpseImagesBackend, spare: Spare) -> ImageRouter:
+    return ImageRouter(
+        [first, spare],
+        spend=NoSpend(),
+        budget_usd_per_day=1.0,
+        clock=SimulatedClock(utc(2026, 3, 2, 9)),
+        persona="aurora",
+    )
+
+
+async def generations_used(glimpse: Glimpse, client: GlimpseClient) -> int:
+    """Today's generations, as Glimpse's own limits endpoint reports them."""
+    windows = (await client.limits(glimpse.agent_id))["limits"]["generation"]["windows"]
+    return int(next(w["used"] for w in windows if w["period"] == "day"))
+
+
+async def test_content_refusal_stops_the_chain_and_spends_no_generation(
+    glimpse: Glimpse, client: GlimpseClient, tmp_path: Path
+) -> None:
+    """Glimpse refusing the prompt ends the chain: the next backend is not asked to draw it,
+    the prompt went to Glimpse once, and (as we assume of the real service) the refusal did
+    not count against the day's six."""
+    glimpse.world.faults.refuse(path="/images/generate")
+    spare = Spare()
+    with pytest.raises(ContentRejected, match="content_policy_violation"):
+        await chain(backend(client, tmp_path), spare).generate(REQ)
+    assert spare.calls == 0
+    assert glimpse.count(GENERATE) == 1
+    assert await generations_used(glimpse, client) == 0
+
+
+async def test_cut_answer_moves_on_without_sending_again(
+    glimpse: Glimpse, client: GlimpseClient, tmp_path: Path
+) -> None:
+    """An answer cut off mid-body is a retryable failure: the chain moves on to the next
+    backend, and Glimpse is not asked again, since the lost generation already spent one of
+    the day's six."""
+    glimpse.world.faults.cut(times=2, path="/images/generate")
+    spare = Spare()
+    image = await chain(backend(client, tmp_path), spare).generate(REQ)
+    assert image.backend == "spare" and spare.calls == 1
+    assert glimpse.count(GENERATE) == 1 and glimpse.world.faults.pending == 1
+    assert await generations_used(glimpse, client) == 1
+
+
+async def test_cut_answer_is_unavailable(
+    glimpse: Glimpse, client: GlimpseClient, tmp_path: Path
+) -> None:
+    """Alone, the backend reports a cut answer as Unavailable (retryable), not a bad response."""
+    glimpse.world.faults.cut(times=2, path="/images/generate")
+    with pytest.raises(Unavailable) as info:
+        await backend(client, tmp_path, mode="headers").generate(REQ)
+    assert info.value.retryable and "RemoteProtocolError" in str(info.value)
+    # Said as what happened (it may have been made), not as an unreachable server.
+    assert isinstance(info.value, GlimpseTimeout) and "the answer broke off" in str(info.value)
+    assert "cannot reach" not in str(info.value)
+    assert glimpse.count(GENERATE) == 1 and glimpse.world.faults.pending == 1

@@ -6,7 +6,8 @@
     HTTP 403 otherwise                          -> Unauthorized
     HTTP 409; 400 "already liked/following"...  -> Conflict
     other 4xx                                   -> Rejected
-    5xx, 408, timeouts, connection failures     -> Unavailable (GlimpseTimeout for timeouts)
+    5xx, 408, timeouts, connection failures     -> Unavailable (GlimpseTimeout for timeouts
+                                                   and answers that broke off)
     2xx we cannot read                          -> BadResponse
 
 Error bodies look like ``{"error": {"code", "message", "status"}}``; bare ``{"code",
@@ -178,6 +179,10 @@ def error_for_transport(
     reason = scrub(f"{type(exc).__name__}: {detail}".rstrip(": "), secrets)[:_MAX_MESSAGE]
     if isinstance(exc, httpx.TimeoutException):
         return GlimpseTimeout(f"{where} timed out ({reason})", service=SERVICE)
+    if isinstance(exc, httpx.RemoteProtocolError | httpx.ReadError):
+        # The request reached Glimpse and the answer broke off: like a timeout, a write may
+        # well have happened, and "cannot reach" would send the user looking at the network.
+        return GlimpseTimeout(f"{where}: the answer broke off ({reason})", service=SERVICE)
     if isinstance(exc, httpx.InvalidURL | httpx.UnsupportedProtocol):
         return Rejected(f"{where}: invalid Glimpse URL ({reason})", service=SERVICE)
     if isinstance(exc, httpx.LocalProtocolError | UnicodeEncodeError):

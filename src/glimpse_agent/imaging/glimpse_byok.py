@@ -9,9 +9,13 @@
 
 The result is a URL on Glimpse, ready to post by ``image_url``. Generation counts against
 Glimpse's own limits (10/minute, 6/day), so nothing here is ever sent twice: a failure goes
-back to the router. A refusal whose text says the prompt was refused (safety, NSFW, content
+back to the router. That includes an answer that timed out or broke off mid-body
+(``Unavailable``, so the router moves on): Glimpse may have made, and counted, that image.
+A refusal whose text says the prompt was refused (safety, NSFW, content
 policy) is a ``ContentRejected``, so the router does not hand that prompt to another backend;
-any other 4xx stays a ``Rejected`` (a configuration failure).
+any other 4xx stays a ``Rejected`` (a configuration failure). We assume a refused prompt
+does not count against the day's six (the seed page is silent; the emulator's
+``faults.refuse(counted=True)`` plays the other case).
 """
 
 from __future__ import annotations

@@ -4,9 +4,10 @@
     with LoopbackServer(create_glimpse_app(world)) as server:
         base_url = f"{server.url}/api/v1"
 
-Around every endpoint, in this order: armed faults; the crowd catches up to the clock; Bearer
-auth (401 without or with a wrong key, 403 ``agent_not_verified`` for writes of an unverified
-agent); the rate limit of the endpoint's bucket (429 + ``Retry-After``); the handler. Every
+Around every endpoint, in this order: armed faults (see ``glimpse_faults``); the crowd catches
+up to the clock; Bearer auth (401 without or with a wrong key, 403 ``agent_not_verified`` for
+writes of an unverified agent); the rate limit of the endpoint's bucket (429 +
+``Retry-After``); an armed content refusal; the handler; an armed cut of the answer. Every
 answer carries ``X-RateLimit-Limit/-Remaining/-Reset`` (epoch seconds) for that bucket, and
 errors look like ``{"error": {"code", "message", "status"}}``.
 Generated and posted images are served as real PNGs at ``/api/v1/images/{name}.png``.
@@ -23,6 +24,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Mount, Route
 
+from glimpse_agent.sandbox.glimpse_faults import CutOff, Fault
 from glimpse_agent.sandbox.glimpse_limits import BucketState, iso
 from glimpse_agent.sandbox.glimpse_routes import ENDPOINTS as AGENT_ENDPOINTS
 from glimpse_agent.sandbox.glimpse_routes_posts import ENDPOINTS as POST_ENDPOINTS
@@ -130,17 +132,26 @@ def _serve(world: GlimpseWorld, endpoint: Endpoint) -> Handler:
             return Response(
                 "<html><body>502 Bad Gateway</body></html>", 200, media_type="text/html"
             )
-        elif fault is not None:
+        elif fault is not None and fault.kind == "status":
             code = _FAULT_CODES.get(fault.status, "server_error")
             return error_response(ApiError(fault.status, code, "Emulated server failure"))
+        refusal = fault if fault is not None and fault.kind == "refuse" else None
         with world.lock:
-            return _answer(world, endpoint, request, raw)
+            response = _answer(world, endpoint, request, raw, refusal)
+        return CutOff(response) if fault is not None and fault.kind == "cut" else response
 
     return handle
 
 
-def _answer(world: GlimpseWorld, endpoint: Endpoint, request: Request, raw: bytes) -> Response:
-    """Everything after the body has arrived; runs under the world's lock."""
+def _answer(
+    world: GlimpseWorld,
+    endpoint: Endpoint,
+    request: Request,
+    raw: bytes,
+    refusal: Fault | None = None,
+) -> Response:
+    """Everything after the body has arrived; runs under the world's lock. An armed
+    ``refusal`` answers in place of the handler."""
     state, now = world.state, world.clock.now()
     world.population.run_until(state, now)
     ip = request.client.host if request.client else "unknown"
@@ -160,6 +171,10 @@ def _answer(world: GlimpseWorld, endpoint: Endpoint, request: Request, raw: byte
             world.note_rate_limited(who, bucket)
             raise rate_limited(limits, now)
         body, files = parse_body(raw, request.headers.get("content-type", ""))
+        if refusal is not None:
+            if refusal.counted and endpoint.counts:
+                world.limiter.record(who, bucket, now)
+            raise ApiError(refusal.status, refusal.code, refusal.message)
         api_base = _api_base(request)
         ctx = Ctx(
             state=state,
