@@ -4,14 +4,12 @@ exit 0 only when all pass, the failing one named, never a secret printed, nothin
 from __future__ import annotations
 
 import json
-import logging
 import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-import structlog
 
 from glimpse_agent.cli import main
 from glimpse_agent.sandbox import glif_app, hf_app, openai_images, viewcomfy_app
@@ -33,18 +31,6 @@ posts_per_day = 2
 topics = ["lighthouses"]
 hashtags = ["#aiart"]
 """
-
-
-@pytest.fixture(autouse=True)
-def _restore_logging() -> Iterator[None]:
-    """The CLI points logging at capsys's stream; undo it so later tests can still log."""
-    root = logging.getLogger()
-    handlers = list(root.handlers)
-    yield
-    structlog.reset_defaults()
-    for handler in root.handlers[:]:
-        if handler not in handlers:
-            root.removeHandler(handler)
 
 
 class Services:

@@ -4,46 +4,19 @@
 from __future__ import annotations
 
 import asyncio
-import logging
 import os
 import stat
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-import structlog
 
 from glimpse_agent.cli import main
 from glimpse_agent.config import KEY_FILE_NAME
 from glimpse_agent.glimpse import GlimpseClient
-from glimpse_agent.sandbox.glimpse_testing import GlimpseHost, GlimpseSandbox
+from glimpse_agent.sandbox.glimpse_testing import GlimpseSandbox
 
 IMG = "https://img.example/boat.png"
 EMAIL = "owner@example.com"
-
-
-@pytest.fixture(autouse=True)
-def _restore_logging() -> Iterator[None]:
-    """The CLI points logging at capsys's stream; undo it so later tests can still log."""
-    root = logging.getLogger()
-    handlers = list(root.handlers)
-    yield
-    structlog.reset_defaults()
-    for handler in root.handlers[:]:
-        if handler not in handlers:
-            root.removeHandler(handler)
-
-
-@pytest.fixture(scope="module")
-def host() -> Iterator[GlimpseHost]:
-    with GlimpseHost() as h:
-        yield h
-
-
-@pytest.fixture
-def glimpse(host: GlimpseHost) -> Iterator[GlimpseSandbox]:
-    with host.serve(population=0) as sandbox:
-        yield sandbox
 
 
 def register(glimpse: GlimpseSandbox, state: Path, name: str = "aurora", email: str = EMAIL) -> int:

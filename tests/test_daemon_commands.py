@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import logging
 import re
 import socket
 from collections.abc import Iterator
@@ -15,7 +14,6 @@ from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import pytest
-import structlog
 from freezegun import freeze_time
 
 from glimpse_agent.cli import main
@@ -48,18 +46,6 @@ def frozen() -> Iterator[None]:
     """The commands read the real clock: pin it (ticking, so timeouts still pass)."""
     with freeze_time(FROZEN_AT, tick=True, real_asyncio=True):
         yield
-
-
-@pytest.fixture(autouse=True)
-def _restore_logging() -> Iterator[None]:
-    """The CLI points logging at capsys's stream; undo it so later tests can still log."""
-    root = logging.getLogger()
-    handlers = list(root.handlers)
-    yield
-    structlog.reset_defaults()
-    for handler in root.handlers[:]:
-        if handler not in handlers:
-            root.removeHandler(handler)
 
 
 def _dead_port() -> int:

@@ -5,26 +5,13 @@ or gap, ``since_id`` from ``prev`` asks only for newer items, and the last page 
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import pytest
 
 from glimpse_agent.glimpse import GlimpseClient, Page
-from glimpse_agent.sandbox.glimpse_testing import GlimpseHost, GlimpseSandbox
-
-
-@pytest.fixture(scope="module")
-def host() -> Iterator[GlimpseHost]:
-    with GlimpseHost() as h:
-        yield h
-
-
-@pytest.fixture
-def glimpse(host: GlimpseHost) -> Iterator[GlimpseSandbox]:
-    with host.serve(population=0) as sandbox:
-        yield sandbox
-
+from glimpse_agent.sandbox.glimpse_testing import GlimpseSandbox
 
 Fetch = Callable[..., Awaitable[Page[Any]]]
 

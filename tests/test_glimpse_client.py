@@ -26,23 +26,11 @@ from glimpse_agent.errors import (
     Unavailable,
 )
 from glimpse_agent.glimpse import GlimpseClient, GlimpseTimeout, Page, Post
-from glimpse_agent.sandbox.glimpse_testing import GlimpseHost, GlimpseSandbox
+from glimpse_agent.sandbox.glimpse_testing import GlimpseSandbox
 from glimpse_agent.sandbox.pictures import png_for
 from glimpse_agent.sandbox.server import LoopbackServer
 
 IMG = "https://images.example/a.png"
-
-
-@pytest.fixture(scope="module")
-def host() -> Iterator[GlimpseHost]:
-    with GlimpseHost() as h:
-        yield h
-
-
-@pytest.fixture
-def glimpse(host: GlimpseHost) -> Iterator[GlimpseSandbox]:
-    with host.serve(population=0) as sandbox:
-        yield sandbox
 
 
 @pytest.fixture

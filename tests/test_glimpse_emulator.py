@@ -7,7 +7,6 @@ from __future__ import annotations
 import asyncio
 import base64
 import io
-from collections.abc import Iterator
 from datetime import timedelta
 from typing import Any
 
@@ -15,23 +14,11 @@ import httpx
 import pytest
 from PIL import Image
 
-from glimpse_agent.sandbox.glimpse_testing import GlimpseHost, GlimpseSandbox, glimpse_sandbox
+from glimpse_agent.sandbox.glimpse_testing import GlimpseSandbox, glimpse_sandbox
 from glimpse_agent.sandbox.glimpse_world import HOSTILE_TEXTS, GlimpseWorld
 from glimpse_agent.sandbox.pictures import png_for
 
 IMG = "https://images.example/a.png"
-
-
-@pytest.fixture(scope="module")
-def host() -> Iterator[GlimpseHost]:
-    with GlimpseHost() as h:
-        yield h
-
-
-@pytest.fixture
-def glimpse(host: GlimpseHost) -> Iterator[GlimpseSandbox]:
-    with host.serve(population=0) as sandbox:
-        yield sandbox
 
 
 @pytest.fixture

@@ -3,28 +3,16 @@ its docstring says, and the emulator still enforces auth and limits around them.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 
 import httpx
 import pytest
 
-from glimpse_agent.sandbox.glimpse_testing import GlimpseHost, GlimpseSandbox
+from glimpse_agent.sandbox.glimpse_testing import GlimpseSandbox
 
 GENERATE = "/images/generate"
 IMG = "https://images.example/a.png"
 BYOK = {"X-Image-Provider": "openai", "X-Image-Key": "sk-userkey0001"}
-
-
-@pytest.fixture(scope="module")
-def host() -> Iterator[GlimpseHost]:
-    with GlimpseHost() as h:
-        yield h
-
-
-@pytest.fixture
-def glimpse(host: GlimpseHost) -> Iterator[GlimpseSandbox]:
-    with host.serve(population=0) as sandbox:
-        yield sandbox
 
 
 @pytest.fixture
