@@ -130,7 +130,7 @@ async def open_runtime(
         )
         stack.push_async_callback(router.aclose)
         writing = build_writing(
-            config, persona, glimpse=glimpse, http=http, secrets=secret_values(config)
+            config, persona, glimpse=glimpse, http=http, secrets=secret_values(config), clock=clock
         )
         stack.push_async_callback(writing.aclose)
         agent = Agent(

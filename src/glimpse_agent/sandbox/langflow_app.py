@@ -13,7 +13,9 @@ body holding one invalid enum value; 400 for ``input_value`` both in the body an
 tweak; 422 for malformed JSON (a list ``detail``) and protected tweaks (an object ``detail``);
 500 with a JSON-string ``detail``; 503 + ``Retry-After`` while "its auth backend is down";
 both response shapes; the not-SSE streaming framing with or without token events, error events
-(twice, no ``end``) and a cut stream; file upload; ``/health``; a switchable delay.
+(twice, no ``end``) and a cut stream; file upload (by UUID only: 422 otherwise); the flow list
+``GET /api/v1/flows/`` (a list, or a page with ``?page=&size=`` or ``paginate``); ``/health``;
+switchable failures of the list and of uploads; a switchable delay.
 
 A flow echoes its rendered Prompt template, unless it has a ``model``: then the model writes the
 text from the Prompt's variables (the sandbox's is ``langflow_model.plausible_caption``).
@@ -23,12 +25,9 @@ from __future__ import annotations
 
 import asyncio
 import json
-import re
-import threading
 import time
 import uuid
-from collections.abc import AsyncIterator, Callable, Sequence
-from dataclasses import dataclass, field
+from collections.abc import AsyncIterator
 from email.parser import BytesParser
 from email.policy import HTTP
 from typing import Any, Literal
@@ -38,118 +37,26 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 
-INPUT_TYPES = {"chat", "text", "any"}
-OUTPUT_TYPES = {"chat", "text", "any", "debug"}
-PROTECTED = {"code"}
-_VAR = re.compile(r"\{(\w+)\}")
-_UUID = re.compile(r"^[0-9a-fA-F]{8}-([0-9a-fA-F]{4}-){3}[0-9a-fA-F]{12}$")
-GRAPH_ERROR = "Error running graph: Error building Component OpenAI: Connection error."
+from glimpse_agent.sandbox.langflow_state import (
+    GRAPH_ERROR,
+    INPUT_TYPES,
+    OUTPUT_TYPES,
+    PROTECTED,
+    UUID_PATTERN,
+    EmulatedFlow,
+    LangflowState,
+    RecordedRun,
+    render,
+)
 
-#: A flow's model: (the Prompt's variables, a per-request key, what it answered this session
-#: before, oldest first) -> the flow's text.
-FlowModel = Callable[[dict[str, str], str, Sequence[str]], str]
-MEMORY = 20  # answers remembered per session, as a Chat Memory component would keep them
-
-
-@dataclass
-class EmulatedFlow:
-    """One flow: ChatInput -> Prompt(template) -> (model) -> Chat Output or Text Output."""
-
-    id: str
-    endpoint_name: str | None = None
-    output: Literal["chat", "text"] = "chat"
-    template: str = "A {voice} look at {topic}. {hashtags}"
-    defaults: dict[str, str] = field(
-        default_factory=lambda: {"voice": "plain", "topic": "something", "hashtags": ""}
-    )
-    prompt_node: str = "Prompt-capPr"
-    input_node: str = "ChatInput-b6UCc"
-    tokens: bool = True  # the model streams: token events between the add_message events
-    fail: bool = False  # a component fails: 500, or error events when streaming
-    reply: str | None = None  # fixed output instead of the rendered template
-    model: FlowModel | None = None  # writes the output from the variables instead of the template
-
-    @property
-    def output_node(self) -> str:
-        return "ChatOutput-Xy12z" if self.output == "chat" else "TextOutput-Ab34c"
-
-
-@dataclass
-class RecordedRun:
-    """What one request carried and what the emulator made of it."""
-
-    flow: str
-    hosted: bool
-    stream: bool
-    headers: dict[str, str]
-    body: Any
-    applied: dict[str, Any] = field(default_factory=dict)
-    dropped: bool = False
-    status: int = 200
-    text: str | None = None
-
-
-class LangflowState:
-    """Flows, switches and a record of requests, shared by a test and the server thread."""
-
-    def __init__(
-        self,
-        *,
-        api_key: str | None = None,
-        hosted_id: str | None = None,
-        hosted_token: str | None = None,
-    ) -> None:
-        self.api_key = api_key
-        self.hosted_id = hosted_id
-        self.hosted_token = hosted_token
-        self.message_shape: Literal["string", "object"] = "string"
-        self.stream_prefix = False  # a proxy adding "data: " before each event
-        self.stream_fault: Literal["error", "cut"] | None = None
-        self.unavailable_retry_after: float | None = None  # set: 503 + Retry-After
-        self.delay = 0.0
-        self.flows: list[EmulatedFlow] = []
-        self.runs: list[RecordedRun] = []
-        self.uploads: list[dict[str, Any]] = []
-        self.memory: dict[str, list[str]] = {}  # session id -> the flow's last answers
-        self._lock = threading.Lock()
-        self._released = threading.Event()
-
-    def add_flow(self, *, flow_id: str | None = None, **options: Any) -> EmulatedFlow:
-        flow = EmulatedFlow(id=flow_id or str(uuid.uuid4()), **options)
-        with self._lock:
-            self.flows.append(flow)
-        return flow
-
-    def find(self, ident: str) -> EmulatedFlow | None:
-        with self._lock:
-            return next((f for f in self.flows if ident in (f.id, f.endpoint_name)), None)
-
-    def record(self, run: RecordedRun) -> RecordedRun:
-        with self._lock:
-            self.runs.append(run)
-        return run
-
-    def answer(self, flow: EmulatedFlow, run: RecordedRun) -> str:
-        """Render ``flow`` for ``run`` with its session's memory, and remember the answer."""
-        session_id = run.applied.get("session_id") or flow.id
-        key = f"{session_id}\n{run.applied.get('input_value') or ''}"
-        with self._lock:
-            history = list(self.memory.get(session_id, ()))
-        text = render(flow, run.applied.get("tweaks") or {}, key, history)
-        with self._lock:
-            self.memory[session_id] = [*history, text][-MEMORY:]
-        return text
-
-    def release(self) -> None:
-        """End every current and future delay, so the server can stop at once."""
-        self._released.set()
-
-    async def wait(self) -> None:
-        """Sleep ``delay`` seconds in small steps, waking early once released."""
-        for _ in range(int(self.delay / 0.02)):
-            if self._released.is_set():
-                return
-            await asyncio.sleep(0.02)
+__all__ = [
+    "EmulatedFlow",
+    "LangflowState",
+    "RecordedRun",
+    "create_langflow_app",
+    "langflow_routes",
+    "render",
+]
 
 
 def _error(status: int, detail: Any, headers: dict[str, str] | None = None) -> JSONResponse:
@@ -162,29 +69,6 @@ def _invalid(kind: str, loc: list[Any], msg: str, **extra: Any) -> JSONResponse:
 
 
 # --------------------------------------------------------------------------- result bodies
-
-
-def render(
-    flow: EmulatedFlow, tweaks: dict[str, Any], key: str = "", history: Sequence[str] = ()
-) -> str:
-    """The flow's text: its Prompt template filled from tweaks (by node id, display name or
-    a top-level field), else from defaults; or what its ``model`` writes from those values
-    (``key`` tells one request from another; ``history``: the session's earlier answers)."""
-    if flow.reply is not None:
-        return flow.reply
-    node = {}
-    for name in (flow.prompt_node, "Prompt"):
-        if isinstance(tweaks.get(name), dict):
-            node.update(tweaks[name])
-
-    def lookup(name: str) -> str:
-        found = node.get(name, tweaks.get(name) if not isinstance(tweaks.get(name), dict) else None)
-        return str(found if found is not None else flow.defaults.get(name, ""))
-
-    if flow.model is not None:
-        names = {*_VAR.findall(flow.template), *flow.defaults, *node}
-        return flow.model({name: lookup(name) for name in names}, key, history)
-    return " ".join(_VAR.sub(lambda m: lookup(m.group(1)), flow.template).split())
 
 
 _MACHINE = {"sender": "Machine", "sender_name": "AI", "files": []}
@@ -413,8 +297,10 @@ async def _upload(state: LangflowState, request: Request) -> Response:
     refusal = _auth(state, request, hosted)
     if refusal is not None:
         return refusal
+    if state.upload_status is not None:
+        return _error(state.upload_status, "Error uploading file: storage is unavailable")
     flow_id = request.path_params["flow_id"]
-    if not _UUID.match(flow_id):
+    if not UUID_PATTERN.match(flow_id):
         return _invalid("uuid_parsing", ["path", "flow_id"], "Input should be a valid UUID")
     flow = state.find(flow_id)
     if flow is None or flow.id != flow_id:
@@ -445,12 +331,50 @@ async def _upload(state: LangflowState, request: Request) -> Response:
     return JSONResponse({"flowId": flow.id, "file_path": path}, status_code=201)
 
 
+def flow_header(flow: EmulatedFlow) -> dict[str, Any]:
+    """A flow as the list shows it (a FlowRead, minus the graph)."""
+    name = flow.name if flow.name is not None else (flow.endpoint_name or f"Flow {flow.id[:8]}")
+    return {"id": flow.id, "name": name, "endpoint_name": flow.endpoint_name}
+
+
+async def _list_flows(state: LangflowState, request: Request) -> Response:
+    """``GET /api/v1/flows/``: the flows as a list, or as a page when asked for one."""
+    query = dict(request.query_params)
+    hosted = "lf_id" in request.path_params
+    run = RecordedRun("", hosted, False, _headers_seen(request), query)
+    with state._lock:
+        state.listings.append(run)
+        flows = [flow_header(f) for f in state.flows if f.listed]
+    refusal = _auth(state, request, run.hosted)
+    if refusal is None and state.listing_status is not None:
+        reason = {403: "Forbidden", 404: "Not Found"}.get(state.listing_status, "Server error")
+        refusal = _error(state.listing_status, reason)
+    if refusal is not None:
+        run.status = refusal.status_code
+        return refusal
+    if "page" not in query and "size" not in query and state.paginate is None:
+        return JSONResponse(flows)
+    try:
+        page, size = int(query.get("page", 1)), int(query.get("size", state.paginate or 50))
+    except ValueError:
+        return _invalid("int_parsing", ["query", "page"], "Input should be a valid integer")
+    if page < 1 or not 1 <= size <= 100:
+        return _invalid("greater_than_equal", ["query", "page"], "Input out of range")
+    items = flows[(page - 1) * size : page * size]
+    pages = max(1, -(-len(flows) // size))
+    body = {"items": items, "total": len(flows), "page": page, "size": size, "pages": pages}
+    return JSONResponse(body)
+
+
 def langflow_routes(state: LangflowState) -> list[Route]:
     async def run(request: Request) -> Response:
         return await _run(state, request)
 
     async def upload(request: Request) -> Response:
         return await _upload(state, request)
+
+    async def list_flows(request: Request) -> Response:
+        return await _list_flows(state, request)
 
     async def health(_: Request) -> Response:
         return JSONResponse({"status": "ok"})
@@ -463,6 +387,8 @@ def langflow_routes(state: LangflowState) -> list[Route]:
         Route("/api/v1/version", version, methods=["GET"]),
         Route("/api/v1/run/{flow}", run, methods=["POST"]),
         Route("/lf/{lf_id}/api/v1/run/{flow}", run, methods=["POST"]),
+        Route("/api/v1/flows/", list_flows, methods=["GET"]),
+        Route("/lf/{lf_id}/api/v1/flows/", list_flows, methods=["GET"]),
         Route("/api/v1/files/upload/{flow_id}", upload, methods=["POST"]),
         Route("/lf/{lf_id}/api/v1/files/upload/{flow_id}", upload, methods=["POST"]),
     ]

@@ -20,6 +20,7 @@ from typing import Literal
 import httpx
 from pydantic import BaseModel, SecretStr
 
+from glimpse_agent.clock import Clock
 from glimpse_agent.config import AgentConfig
 from glimpse_agent.errors import ConfigError, Problem, ServiceError, Unavailable
 from glimpse_agent.logs import get_logger
@@ -251,12 +252,14 @@ def build_writing(
     http: httpx.AsyncClient | None = None,
     secrets: Iterable[str] = (),
     seed: int | None = None,
+    clock: Clock | None = None,
 ) -> Writing:
     """The writing room for ``persona`` as ``config`` describes it.
 
     ``secrets``: values the filter must never let out, on top of every secret in ``config``.
     ``http``: shared client for Langflow (one is created, and closed by ``aclose``, if needed).
     ``seed``: template variation start (default: random, so a restart does not repeat itself).
+    ``clock``: the agent's (simulated in `simulate`/`sandbox`), for cool-downs; default real.
     Raises ``ConfigError`` for a ``tweak_map`` the server would refuse."""
     log = get_logger("glimpse_agent.writing", persona=persona.name)
     safety = SafetyFilter(config.safety, [*config_secrets(config), *secrets])
@@ -278,7 +281,7 @@ def build_writing(
             if http is None:
                 http = httpx.AsyncClient(follow_redirects=True)
                 closers.append(http.aclose)
-            sources.append(LangflowCaptioner(section, persona, http=http))
+            sources.append(LangflowCaptioner(section, persona, http=http, clock=clock))
         elif name == "llm" and llm is not None:
             sources.append(llm)
         elif name == "glimpse" and glimpse is not None:

@@ -3,7 +3,8 @@
 The only module that knows Langflow's HTTP side: URLs, auth headers (``x-api-key`` self-hosted,
 ``Authorization: Bearer`` on hosted DataStax, nothing when no key is set), the request body,
 tweaks (static ones merged with persona/post values mapped by ``tweak_map``), the optional image
-upload, and the translation of every failure into our errors:
+upload (to the flow's UUID, looked up once in ``langflow_flows`` when ``flow`` is an endpoint
+name), and the translation of every failure into our errors:
 
     404, 400, 422 -> Rejected (configuration)      401, 403 -> Unauthorized
     429, 503 with Retry-After -> RateLimited        500, other 5xx, timeout, refused -> Unavailable
@@ -19,6 +20,7 @@ from urllib.parse import quote
 
 import httpx
 
+from glimpse_agent.clock import Clock
 from glimpse_agent.config import LangflowSection
 from glimpse_agent.errors import (
     BadResponse,
@@ -31,6 +33,7 @@ from glimpse_agent.errors import (
 from glimpse_agent.logs import get_logger
 from glimpse_agent.persona import Persona
 from glimpse_agent.writing.base import CaptionRequest
+from glimpse_agent.writing.langflow_flows import FlowIdLookup
 from glimpse_agent.writing.langflow_parse import (
     SERVICE,
     EventSplitter,
@@ -159,12 +162,18 @@ class LangflowCaptioner:
     """A caption source running one Langflow flow for one persona.
 
     Every caller of one persona shares one chat memory on the server (``session_id`` is the
-    persona's), never the flow-wide default memory that all callers would otherwise share."""
+    persona's), never the flow-wide default memory that all callers would otherwise share.
+    ``clock`` times the cool-down between failed flow-id lookups (default: real time)."""
 
     name = "langflow"
 
     def __init__(
-        self, section: LangflowSection, persona: Persona, *, http: httpx.AsyncClient
+        self,
+        section: LangflowSection,
+        persona: Persona,
+        *,
+        http: httpx.AsyncClient,
+        clock: Clock | None = None,
     ) -> None:
         self.section = section
         self.persona = persona
@@ -177,6 +186,15 @@ class LangflowCaptioner:
         self.run_url = f"{self.root}/run/{quote(section.flow, safe='')}"
         self.timeout = httpx.Timeout(section.timeout, connect=min(CONNECT_TIMEOUT, section.timeout))
         self.log = get_logger("glimpse_agent.writing.langflow", persona=persona.name)
+        self.flow_ids = FlowIdLookup(
+            section.flow,
+            self.root,
+            http=http,
+            headers=self.headers,
+            timeout=self.timeout,
+            log=self.log,
+            clock=clock,
+        )
 
     # ------------------------------------------------------------------ requests
 
@@ -357,10 +375,10 @@ class LangflowCaptioner:
 
     # ------------------------------------------------------------------ image upload
 
-    async def upload(self, data: bytes) -> str:
-        """Upload an image for the flow; returns the server's ``file_path``."""
+    async def upload(self, data: bytes, flow_id: str | None = None) -> str:
+        """Upload an image for the flow (by UUID); returns the server's ``file_path``."""
         filename, mime = _sniff(data)
-        url = f"{self.root}/files/upload/{quote(self.section.flow, safe='')}"
+        url = f"{self.root}/files/upload/{quote(flow_id or self.section.flow, safe='')}"
         try:
             response = await self.http.post(
                 url,
@@ -380,10 +398,14 @@ class LangflowCaptioner:
         return path
 
     async def _upload_for(self, request: CaptionRequest) -> str | None:
-        """The uploaded image's path, or None: a caption without the image beats no caption."""
+        """The uploaded image's path, or None: a caption without the image beats no caption.
+        No flow UUID (the lookup failed and warned), no download and no doomed upload."""
+        flow_id = await self.flow_ids.flow_id()
+        if flow_id is None:
+            return None
         try:
             data = request.image_bytes or await self._download(request.image_url)
-            return await self.upload(data) if data else None
+            return await self.upload(data, flow_id) if data else None
         except ServiceError as exc:
             self.log.warning("langflow.upload_failed", error=str(exc))
             return None
