@@ -232,3 +232,41 @@ def test_run_dry_run_logs_every_write_and_sends_none(
     assert "dry_run_like" in events and "dry_run_follow" in events, events
     assert glimpse.posts_by(agent_id) == [] and glimpse.likes_by(agent_id) == []
     assert glimpse.follows_by(agent_id) == []
+
+
+def test_run_waits_for_a_glimpse_that_is_down_at_start(tmp_path: Path) -> None:
+    """Glimpse unreachable when the daemon starts: it stays up, retries, and posts its due
+    slot once Glimpse answers — instead of exiting into a restart loop."""
+    world = GlimpseWorld(SystemClock(), seed=3, population=6)
+    agent_id, key = world.create_agent("proc")
+    server = LoopbackServer(create_glimpse_app(world))  # port bound, nobody listening yet
+    config = _write_agent(tmp_path, server.url + API_ROOT, key)
+    env = {**os.environ, "GLIMPSE_TEST_KEY": key}
+    env.pop("NOTIFY_SOCKET", None)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "glimpse_agent", "run", "-c", str(config)],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        # Alive (heartbeat written) while start-up cannot reach Glimpse.
+        assert _wait(lambda: (tmp_path / "state" / "heartbeat").is_file(), 30)
+        time.sleep(1.0)
+        assert proc.poll() is None, "the daemon exited instead of waiting for Glimpse"
+        server.start()
+        assert _wait(lambda: len(world.posts_by(agent_id)) == 1, 40), "no post once Glimpse is up"
+        proc.send_signal(signal.SIGTERM)
+        code = proc.wait(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        _, err = proc.communicate(timeout=10)
+        world.faults.release()
+        server.stop()
+    assert code == 0, err
+    events = [json.loads(line)["event"] for line in err.splitlines() if line.startswith("{")]
+    assert "startup_retry" in events and "daemon_ready" in events
+    assert events.index("startup_retry") < events.index("daemon_ready")
+    assert "Traceback" not in err

@@ -8,7 +8,12 @@ from collections.abc import Callable
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
+import pytest
+from structlog.testing import capture_logs
+
 from glimpse_agent.clock import SystemClock
+from glimpse_agent.errors import Unauthorized, Unavailable
+from glimpse_agent.notify import SystemdNotifier
 from glimpse_agent.planner import DayPlan, Slot
 from glimpse_agent.scheduler import Daemon
 
@@ -213,3 +218,90 @@ async def test_a_stop_during_a_hanging_startup_exits_at_once(tmp_path: Path) -> 
     assert await asyncio.wait_for(task, 10) == 0
     assert agent.ran == []
     assert daemon.scheduled == []
+
+
+class RecordingNotifier(SystemdNotifier):
+    """The sd_notify messages the daemon sends, in order (no socket needed)."""
+
+    def __init__(self) -> None:
+        super().__init__(address="")
+        self.sent: list[str] = []
+
+    def notify(self, message: str) -> bool:
+        self.sent.append(message)
+        return True
+
+
+class FlakyStartAgent(ScriptedAgent):
+    """Start-up fails with ``error`` the first ``failures`` times (None: every time)."""
+
+    def __init__(self, slots: list[Slot], error: Exception, failures: int | None) -> None:
+        super().__init__(slots)
+        self.error, self.failures, self.attempts = error, failures, 0
+
+    async def startup(self) -> None:
+        self.attempts += 1
+        if self.failures is None or self.attempts <= self.failures:
+            raise self.error
+
+
+def _patient_daemon(agent: ScriptedAgent, tmp: Path, backoff: tuple[float, ...]) -> Daemon:
+    return Daemon(
+        agent,
+        clock=SystemClock(),
+        heartbeat_file=tmp / "heartbeat",
+        notifier=RecordingNotifier(),
+        alive_every_seconds=0.05,
+        startup_backoff=backoff,
+    )
+
+
+async def test_an_unreachable_glimpse_at_start_is_waited_for_not_exited_on(
+    tmp_path: Path,
+) -> None:
+    """Glimpse down at start: the daemon tries again after each wait, asks systemd for more
+    start time meanwhile, says READY only once start-up worked, then runs its slots."""
+    down = Unavailable("cannot reach Glimpse", service="glimpse")
+    agent = FlakyStartAgent(_slots(0.0), down, failures=2)
+    daemon = _patient_daemon(agent, tmp_path, (0.01,))
+    with capture_logs() as logs:
+        task = asyncio.create_task(daemon.run())
+        for _ in range(200):
+            if agent.finished:
+                break
+            await asyncio.sleep(0.02)
+        daemon.request_stop()
+        assert await task == 0
+    assert agent.attempts == 3 and agent.finished == ["d/engage/1"]
+    retries = [e for e in logs if e["event"] == "startup_retry"]
+    assert [e["attempt"] for e in retries] == [1, 2]
+    sent = daemon.notifier.sent  # type: ignore[attr-defined]
+    extends = [i for i, m in enumerate(sent) if m.startswith("EXTEND_TIMEOUT_USEC=")]
+    assert len(extends) == 2 and sent.index("READY=1") > max(extends)
+    assert any(m.startswith("STATUS=waiting for Glimpse (attempt 2") for m in sent)
+    assert (tmp_path / "heartbeat").is_file()  # alive while it waited
+
+
+async def test_a_stop_during_the_start_up_wait_exits_at_once(tmp_path: Path) -> None:
+    """SIGTERM while start-up waits for Glimpse: exit 0 now, never READY, always STOPPING."""
+    agent = FlakyStartAgent([], Unavailable("503", service="glimpse"), failures=None)
+    daemon = _patient_daemon(agent, tmp_path, (60.0,))
+    task = asyncio.create_task(daemon.run())
+    for _ in range(100):
+        if agent.attempts:
+            break
+        await asyncio.sleep(0.02)
+    daemon.request_stop()
+    assert await asyncio.wait_for(task, 5) == 0
+    sent = daemon.notifier.sent  # type: ignore[attr-defined]
+    assert agent.attempts == 1 and "READY=1" not in sent and sent[-1] == "STOPPING=1"
+
+
+async def test_a_refused_key_at_start_is_not_retried(tmp_path: Path) -> None:
+    """A 401 at start-up cannot get better by waiting: it raises at once (exit 1)."""
+    agent = FlakyStartAgent([], Unauthorized("401 invalid key", service="glimpse"), failures=None)
+    daemon = _patient_daemon(agent, tmp_path, (0.01,))
+    with pytest.raises(Unauthorized):
+        await asyncio.wait_for(daemon.run(), 5)
+    assert agent.attempts == 1
+    assert "READY=1" not in daemon.notifier.sent  # type: ignore[attr-defined]

@@ -48,6 +48,11 @@ class SystemdNotifier:
     def status(self, text: str) -> bool:
         return self.notify(f"STATUS={text}")
 
+    def extend_timeout(self, seconds: float) -> bool:
+        """Ask for ``seconds`` more before systemd's start (or stop) timeout fires: sent while
+        start-up waits for Glimpse, so ``TimeoutStartSec`` does not kill a patient daemon."""
+        return self.notify(f"EXTEND_TIMEOUT_USEC={int(seconds * 1_000_000)}")
+
 
 def watchdog_interval_seconds() -> float | None:
     """Half of systemd's ``WatchdogSec`` (``$WATCHDOG_USEC``), the recommended ping period."""

@@ -4,6 +4,10 @@ APScheduler 3.11's ``AsyncIOScheduler`` holds one job per planned action (post o
 session), a job that re-plans at the persona's local midnight, and a Glimpse heartbeat. Actions
 never overlap (one lock). A slot that fires late still runs once if it is within the misfire
 grace, and never if it is older (yesterday's); the re-plan job runs however late it fires.
+At start-up, a Glimpse that cannot be reached (outage, 5xx, 429) is tried again with a growing
+wait, forever, rather than exiting into a restart loop that systemd gives up on after a few
+minutes; ``READY=1`` follows the first successful start-up, and ``EXTEND_TIMEOUT_USEC``/``STATUS``
+tell systemd why it takes long. A refused key (401/403) still ends the process at once.
 SIGTERM/SIGINT stop new work (a start-up still talking to Glimpse is cut short), let the action
 in flight finish (up to ``stop_timeout_seconds``), then exit; anything cut short stays an
 unsettled intent in the ledger and is reconciled at the next start.
@@ -15,7 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import signal
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable, Coroutine, Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, Protocol
@@ -25,11 +29,14 @@ from apscheduler.triggers.date import DateTrigger
 from apscheduler.triggers.interval import IntervalTrigger
 
 from glimpse_agent.clock import Clock
+from glimpse_agent.errors import RateLimited, ServiceError
 from glimpse_agent.logs import get_logger
 from glimpse_agent.notify import SystemdNotifier, watchdog_interval_seconds, write_heartbeat
 from glimpse_agent.planner import DayPlan, Slot
 
 _MINUTE = timedelta(minutes=1)
+#: Seconds between start-up attempts while Glimpse is unreachable; the last one repeats.
+STARTUP_BACKOFF = (5.0, 10.0, 20.0, 40.0, 80.0, 160.0, 300.0)
 
 
 class Schedulable(Protocol):
@@ -60,6 +67,7 @@ class Daemon:
         stop_timeout_seconds: float = 25.0,
         notifier: SystemdNotifier | None = None,
         alive_every_seconds: float = 30.0,
+        startup_backoff: Sequence[float] = STARTUP_BACKOFF,
     ) -> None:
         self.agent = agent
         self.clock = clock
@@ -69,6 +77,7 @@ class Daemon:
         self.stop_timeout = stop_timeout_seconds
         self.notifier = notifier or SystemdNotifier()
         self.alive_every = min(alive_every_seconds, watchdog_interval_seconds() or 1e9)
+        self.startup_backoff = tuple(startup_backoff) or STARTUP_BACKOFF
         self.log = get_logger("glimpse_agent.daemon")
         self._stop = asyncio.Event()
         self._action_lock = asyncio.Lock()
@@ -92,9 +101,14 @@ class Daemon:
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, self._on_signal, sig)
+        # Alive from the first moment: the watchdog and the heartbeat file must not wait for
+        # a start-up that may be waiting for Glimpse.
+        alive = asyncio.create_task(self._alive_loop(), name="alive")
         try:
             if not await self._start_agent():
                 self.notifier.stopping()
+                alive.cancel()
+                await asyncio.gather(alive, return_exceptions=True)
                 self.log.info("daemon_stopped", during="startup")
                 return 0
             self._scheduler = AsyncIOScheduler(
@@ -112,32 +126,59 @@ class Daemon:
                 IntervalTrigger(minutes=self.heartbeat_minutes, timezone=UTC),
                 id="heartbeat",
             )
-            alive = asyncio.create_task(self._alive_loop(), name="alive")
             self.notifier.ready()
+            self.notifier.status("running")
             self.log.info("daemon_ready", jobs=[j for j, _ in self.scheduled])
             await self._stop.wait()
             return await self._shutdown(alive)
         finally:
+            if not alive.done():  # start-up raised: nothing else will stop it
+                alive.cancel()
+                await asyncio.gather(alive, return_exceptions=True)
             for sig in (signal.SIGTERM, signal.SIGINT):
                 loop.remove_signal_handler(sig)
 
     # ------------------------------------------------------------------ internals
 
     async def _start_agent(self) -> bool:
-        """``agent.startup()`` (who am I, reconcile), unless a stop comes first: a Glimpse that
-        answers slowly must not keep SIGTERM waiting. False if stopped; startup errors raise.
-        Cutting reconciliation short is safe: the intents it did not settle stay open."""
-        startup = asyncio.ensure_future(self.agent.startup())
+        """``agent.startup()`` (who am I, reconcile) until it succeeds (True) or a stop comes
+        (False). A retryable failure (Glimpse down, 5xx, 429) waits and tries again; any other
+        error raises. A Glimpse that answers slowly must not keep SIGTERM waiting, so a stop
+        cuts an attempt short; that is safe: the intents it did not settle stay open."""
+        attempt = 0
+        while not self._stop.is_set():
+            attempt += 1
+            try:
+                return await self._unless_stopped(self.agent.startup())
+            except ServiceError as exc:
+                if not exc.retryable:
+                    raise
+                wait = self.startup_backoff[min(attempt, len(self.startup_backoff)) - 1]
+                if isinstance(exc, RateLimited) and exc.retry_after:
+                    wait = max(wait, exc.retry_after)
+                self.log.warning("startup_retry", attempt=attempt, error=str(exc), retry_in_s=wait)
+                self.notifier.status(
+                    f"waiting for Glimpse (attempt {attempt}, next in {wait:.0f} s): {exc}"[:200]
+                )
+                self.notifier.extend_timeout(wait + 120)
+                if not await self._unless_stopped(asyncio.sleep(wait)):
+                    return False
+        return False
+
+    async def _unless_stopped(self, work: Coroutine[Any, Any, object]) -> bool:
+        """Run ``work`` unless a stop comes first: True if it finished (its error raises),
+        False if the stop won and ``work`` was cancelled."""
+        task = asyncio.ensure_future(work)
         stop = asyncio.ensure_future(self._stop.wait())
         try:
-            await asyncio.wait({startup, stop}, return_when=asyncio.FIRST_COMPLETED)
+            await asyncio.wait({task, stop}, return_when=asyncio.FIRST_COMPLETED)
         finally:
             stop.cancel()
-        if not startup.done():
-            startup.cancel()
-            await asyncio.gather(startup, return_exceptions=True)
+        if not task.done():
+            task.cancel()
+            await asyncio.gather(task, return_exceptions=True)
             return False
-        startup.result()
+        task.result()
         return not self._stop.is_set()
 
     def _on_signal(self, sig: signal.Signals) -> None:
