@@ -405,6 +405,91 @@ async def test_a_comment_whose_answer_is_lost_is_never_written_twice(agents: Age
     assert me.ledger.unsettled_intents() == []
 
 
+def post_slot(agents: Agents) -> Slot:
+    """A post slot of today's local day (in aurora's active hours at 10:00 UTC), due now."""
+    now = agents.stack.clock.now()
+    local_day = now.astimezone(ZoneInfo(agents.persona.timezone)).date()
+    return Slot(f"{local_day}/post/1", "post", now)
+
+
+async def test_a_post_no_backend_could_draw_is_tried_again_later(agents: Agents) -> None:
+    """Every image backend down at the slot: no post, the slot stays open and runs again 20
+    minutes later; the backend is back by then and the day keeps its post, exactly one."""
+    stack = agents.stack
+    me = await agents.new(images=["openai"])
+    slot = post_slot(agents)
+    stack.images.faults.always("status", status=503)
+
+    first = await me.runtime.agent.run_slot(slot)
+
+    assert not first.ok and "image failed" in first.detail
+    assert first.retry_at == stack.clock.now() + timedelta(minutes=20)
+    assert not me.ledger.slot_done(slot.slot_id)
+    stack.images.faults.clear()
+    stack.clock.set(first.retry_at)
+    second = await me.runtime.agent.run_slot(slot)
+    assert second.ok and second.retry_at is None
+    assert [p.id for p in stack.world.posts_by(me.agent_id)] == [second.post_id]
+    assert me.ledger.slot_done(slot.slot_id)
+
+
+async def test_a_post_slot_gives_up_after_its_retries(agents: Agents) -> None:
+    """Still failing after two retries: the third failure closes the slot (no endless loop)."""
+    stack = agents.stack
+    me = await agents.new(images=["openai"])
+    slot = post_slot(agents)
+    stack.images.faults.always("status", status=503)
+    outcomes = []
+    for _ in range(3):
+        outcome = await me.runtime.agent.run_slot(slot)
+        outcomes.append(outcome)
+        if outcome.retry_at is not None:
+            stack.clock.set(outcome.retry_at)
+    assert [o.retry_at is not None for o in outcomes] == [True, True, False]
+    assert me.ledger.slot_done(slot.slot_id)
+    assert (await me.runtime.agent.run_slot(slot)).detail == "already done"
+    assert stack.world.posts_by(me.agent_id) == []
+
+
+async def test_no_retry_past_the_end_of_the_active_window(agents: Agents) -> None:
+    """A failure at 23:20 in Paris: 20 minutes later the window (until 23:30) is closed, so
+    the slot is closed now rather than posting at an hour the persona is asleep."""
+    stack = agents.stack
+    stack.clock.set(stack.clock.now().replace(hour=22, minute=20))  # 23:20 in Paris (CET)
+    me = await agents.new(images=["openai"])
+    slot = post_slot(agents)
+    stack.images.faults.always("status", status=503)
+    outcome = await me.runtime.agent.run_slot(slot)
+    assert not outcome.ok and outcome.retry_at is None
+    assert me.ledger.slot_done(slot.slot_id)
+
+
+async def test_a_post_that_may_have_gone_out_is_never_retried(agents: Agents) -> None:
+    """create_post timed out (Glimpse may have posted): the slot is not retried; the open
+    intent is for reconciliation to settle, never for a second try."""
+    stack = agents.stack
+    me = await agents.new(glimpse_timeout=1)
+    stack.world.faults.hang(1.5, path="/posts", method="POST")
+    outcome = await me.runtime.agent.run_slot(post_slot(agents))
+    assert not outcome.ok and outcome.retry_at is None
+    assert await wait_until(lambda: len(stack.world.posts_by(me.agent_id)) == 1, 5)
+
+
+async def test_a_429_on_create_post_retries_after_the_wait(agents: Agents) -> None:
+    """Glimpse answers the post with a 429: surely not posted, so the slot comes back once
+    the wait has passed, and then posts."""
+    stack = agents.stack
+    me = await agents.new()
+    slot = post_slot(agents)
+    stack.world.faults.fail(429, path="/posts", method="POST")
+    first = await me.runtime.agent.run_slot(slot)
+    assert not first.ok and first.retry_at is not None and first.retry_at > stack.clock.now()
+    assert stack.world.posts_by(me.agent_id) == [] and me.ledger.unsettled_intents() == []
+    stack.clock.set(first.retry_at)
+    assert (await me.runtime.agent.run_slot(slot)).ok
+    assert len(stack.world.posts_by(me.agent_id)) == 1
+
+
 async def test_restart_mid_day_keeps_the_plan(agents: Agents) -> None:
     """A restart mid-day re-plans the same slots, drops the done post slot, and the day ends
     with exactly the planned number of posts."""

@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 from structlog.testing import capture_logs
 
+from glimpse_agent.agent import Outcome
 from glimpse_agent.clock import SystemClock
 from glimpse_agent.errors import Unauthorized, Unavailable
 from glimpse_agent.notify import SystemdNotifier
@@ -305,3 +306,39 @@ async def test_a_refused_key_at_start_is_not_retried(tmp_path: Path) -> None:
         await asyncio.wait_for(daemon.run(), 5)
     assert agent.attempts == 1
     assert "READY=1" not in daemon.notifier.sent  # type: ignore[attr-defined]
+
+
+class RetryOnceAgent(ScriptedAgent):
+    """Its slot fails once with a retry asked for ``retry_in`` seconds later, then succeeds."""
+
+    def __init__(self, slots: list[Slot], retry_in: float) -> None:
+        super().__init__(slots)
+        self.retry_in = retry_in
+        self.runs_at: list[datetime] = []
+
+    async def run_slot(self, slot: Slot) -> object:
+        self.runs_at.append(datetime.now(UTC))
+        await super().run_slot(slot)
+        if len(self.runs_at) == 1:
+            return Outcome(
+                "post",
+                False,
+                "image failed",
+                retry_at=self.runs_at[0] + timedelta(seconds=self.retry_in),
+            )
+        return Outcome("post", True)
+
+
+async def test_a_slot_the_agent_wants_retried_runs_again_at_its_time(tmp_path: Path) -> None:
+    """An outcome with retry_at puts the same slot back on the schedule for then."""
+    agent = RetryOnceAgent(_slots(0.0, kind="post"), retry_in=0.3)
+    daemon = _daemon(agent, tmp_path)
+    task = asyncio.create_task(daemon.run())
+    for _ in range(200):
+        if len(agent.runs_at) == 2:
+            break
+        await asyncio.sleep(0.02)
+    daemon.request_stop()
+    assert await task == 0
+    assert agent.ran == ["d/post/1", "d/post/1"]
+    assert agent.runs_at[1] - agent.runs_at[0] >= timedelta(seconds=0.29)

@@ -249,13 +249,7 @@ class Daemon:
                 # Later than the misfire grace (e.g. yesterday's): skipped, never run late.
                 missed.append(slot.slot_id)
                 continue
-            run_at = max(slot.at, now)
-            self._scheduler.add_job(
-                self._guard(slot.slot_id, self.agent.run_slot, slot),
-                DateTrigger(run_date=run_at, timezone=UTC),
-                id=slot.slot_id,
-                replace_existing=True,
-            )
+            self._schedule_slot(slot, max(slot.at, now))
         self._schedule_replan(next_plan_at)
         if missed:
             self.log.warning("slots_missed", slots=missed, grace_minutes=self.grace / _MINUTE)
@@ -270,6 +264,23 @@ class Daemon:
             ],
             next_plan_at=next_plan_at.isoformat(),
         )
+
+    def _schedule_slot(self, slot: Slot, at: datetime) -> None:
+        assert self._scheduler is not None
+        self._scheduler.add_job(
+            self._guard(slot.slot_id, self._run_slot, slot),
+            DateTrigger(run_date=at, timezone=UTC),
+            id=slot.slot_id,
+            replace_existing=True,
+        )
+
+    async def _run_slot(self, slot: Slot) -> None:
+        """The slot, and its retry when the agent planned one (a post that failed for a
+        reason that passes): the same slot again at ``retry_at``."""
+        outcome = await self.agent.run_slot(slot)
+        retry_at = getattr(outcome, "retry_at", None)
+        if isinstance(retry_at, datetime) and not self._stop.is_set():
+            self._schedule_slot(slot, retry_at)
 
     def _schedule_replan(self, at: datetime) -> None:
         """The re-plan job runs however late it fires (a suspended host, a busy loop): without

@@ -122,6 +122,9 @@ class Simulation:
             else:
                 assert slot is not None
                 outcome = await agent.run_slot(slot)
+                if outcome.retry_at is not None:  # as the daemon does: the same slot later
+                    heapq.heappush(events, (outcome.retry_at, next(counter), i, "slot", slot))
+                    continue
                 local_day = date.fromisoformat(slot.slot_id.split("/")[0])
                 _tally(result[name][local_day], outcome, self.clock.now())
         return SimulationResult(start, end, {k: _within(v, start, end) for k, v in result.items()})

@@ -27,6 +27,11 @@ class Outcome:
     detail: str = ""
     post_id: str | None = None
     counts: dict[str, int] = field(default_factory=dict)
+    #: A failed post that waiting may fix (no image backend answered; Glimpse said 429) and
+    #: that certainly did not post: seconds after which trying again makes sense.
+    retry_after: float | None = None
+    #: When the slot runs again (set by ``run_slot`` when it plans a retry), else None.
+    retry_at: datetime | None = None
 
 
 class AgentBase:

@@ -4,7 +4,7 @@ day, and runs each planned slot once, as a post (``Posting``) or an engagement s
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import date, datetime, timedelta
 from typing import Any
 
 from glimpse_agent.agent._base import Outcome, settle_engagement
@@ -29,6 +29,9 @@ from glimpse_agent.planner import (
     sessions_remaining,
 )
 from glimpse_agent.writing import Writing
+
+#: How often one post slot is tried again after a failure that waiting may fix.
+SLOT_RETRIES = 2
 
 
 class Agent(Posting, Engaging):
@@ -60,6 +63,9 @@ class Agent(Posting, Engaging):
         # Slots a dry run has "done": kept in memory only, so a dry run never marks a slot of
         # the real plan as done in the ledger (a later real run on the same day still posts).
         self._dry_done: set[str] = set()
+        # Retries planned per post slot in this process (a restart re-runs a slot that is not
+        # done if it is still within the misfire grace, else counts it missed).
+        self._retries: dict[str, int] = {}
         # X-RateLimit-* sets the client saw, with when; flushed into the ledger after each action.
         self._limits_inbox = rate_limit_inbox if rate_limit_inbox is not None else []
         self.log = get_logger("glimpse_agent.agent", persona=persona.name)
@@ -169,6 +175,8 @@ class Agent(Posting, Engaging):
             )
         if slot.kind == "post":
             outcome = await self.post(slot.slot_id)
+            if not outcome.ok and await self._plan_retry(slot, outcome):
+                return outcome
         else:
             outcome = await self._engage_slot(slot)
         if not outcome.ok or slot.kind == "engage":
@@ -178,6 +186,27 @@ class Agent(Posting, Engaging):
                 slot.slot_id, self.clock.now(), outcome="ok" if outcome.ok else outcome.detail[:200]
             )
         return outcome
+
+    async def _plan_retry(self, slot: Slot, outcome: Outcome) -> bool:
+        """Give a post that failed for a passing reason (and surely did not post) another try
+        later the same active window, at most ``SLOT_RETRIES`` times: an hour-long outage
+        should not cost the day a post. Sets ``outcome.retry_at``; False if no retry fits."""
+        if outcome.retry_after is None or self._retries.get(slot.slot_id, 0) >= SLOT_RETRIES:
+            return False
+        at = self.clock.now() + timedelta(seconds=max(outcome.retry_after, 60.0))
+        _, window_end = active_window(self.persona, date.fromisoformat(slot.slot_id.split("/")[0]))
+        if at >= window_end:
+            return False
+        self._retries[slot.slot_id] = self._retries.get(slot.slot_id, 0) + 1
+        outcome.retry_at = at
+        self.log.warning(
+            "slot_retry_planned",
+            job=slot.slot_id,
+            attempt=self._retries[slot.slot_id],
+            at=at.isoformat(),
+            reason=outcome.detail[:200],
+        )
+        return True
 
     async def _engage_slot(self, slot: Slot) -> Outcome:
         plan = self._plans.get(slot.slot_id.split("/")[0])

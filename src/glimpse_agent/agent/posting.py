@@ -23,6 +23,8 @@ from glimpse_agent.planner import PastIdea, is_repeat, next_idea
 from glimpse_agent.writing import CaptionRequest
 
 IDEA_MEMORY = timedelta(days=30)
+#: After every image backend failed for a reason that passes (outage, 429, open breaker).
+IMAGE_RETRY_SECONDS = 20 * 60.0
 
 
 class Posting(AgentBase):
@@ -69,7 +71,8 @@ class Posting(AgentBase):
         except ServiceError as exc:
             log.error("image_failed", error=str(exc))
             await self.ledger.record_error("imaging", str(exc), self.clock.now())
-            return Outcome("post", False, f"image failed: {exc}")
+            wait = IMAGE_RETRY_SECONDS if exc.retryable else None
+            return Outcome("post", False, f"image failed: {exc}", retry_after=wait)
         if image.backend == "glimpse":
             # Only Glimpse's own generator counts against its generation limits.
             await self.ledger.record_action("generation", self.clock.now(), ref=slot_id)
@@ -115,7 +118,8 @@ class Posting(AgentBase):
             # The server refused: it certainly did not post.
             await self.ledger.abandon_intent(intent, str(exc))
             await self._note_failure("posts", exc)
-            return Outcome("post", False, f"post refused: {exc}")
+            wait = (exc.retry_after or 60.0) if isinstance(exc, RateLimited) else None
+            return Outcome("post", False, f"post refused: {exc}", retry_after=wait)
         except ServiceError as exc:
             # Timeout or 5xx: it may have posted. Look now; if Glimpse cannot tell us, the intent
             # stays open and the next start settles it — never a blind second post.
