@@ -1,9 +1,12 @@
 # glimpse-agent: one container per persona.
 #   docker build -t glimpse-agent .
-#   docker run -d --name aurora \
+#   docker run -d --name aurora --restart unless-stopped \
 #     -v $PWD/agent.toml:/config/agent.toml:ro -v $PWD/personas:/config/personas:ro \
-#     -v aurora-state:/state --secret glimpse_api_key glimpse-agent
+#     -v $PWD/secrets/glimpse_api_key:/run/secrets/glimpse_api_key:ro \
+#     -v aurora-state:/state glimpse-agent
+# (with Compose, a `secrets:` entry mounts the same file at the same path)
 # In agent.toml: state_dir = "/state"; [glimpse] api_key_file = "/run/secrets/glimpse_api_key"
+# The key file must be readable by uid 10001 (the image's user) and by no one else.
 FROM python:3.11-slim
 
 ENV PYTHONDONTWRITEBYTECODE=1 \
@@ -14,9 +17,9 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
     HF_HOME=/state/hf-cache
 
 WORKDIR /app
-COPY pyproject.toml README.md ./
+COPY pyproject.toml README.md constraints.txt ./
 COPY src ./src
-RUN pip install . \
+RUN pip install -c constraints.txt . \
  && useradd --system --uid 10001 --home-dir /state --shell /usr/sbin/nologin glimpse \
  && mkdir -p /state /config \
  && chown glimpse:glimpse /state \
