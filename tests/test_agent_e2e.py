@@ -724,3 +724,37 @@ async def test_dry_run_sends_no_write_even_through_glimpses_image_generator(
     assert me.ledger.spent_on(day) == 0
     assert [s.slot_id for s in slots if me.ledger.slot_done(s.slot_id)] == []
     assert me.ledger.unsettled_intents() == []
+
+
+def _slow_answers(
+    monkeypatch: pytest.MonkeyPatch, obj: Any, name: str, stack: SandboxStack
+) -> None:
+    """``obj.name`` answers, then two seconds pass before the caller goes on (network latency
+    and the caller's own work, on the simulated clock)."""
+    original = getattr(obj, name)
+
+    async def slow(*args: Any, **kwargs: Any) -> Any:
+        result = await original(*args, **kwargs)
+        stack.clock.advance(timedelta(seconds=2))
+        return result
+
+    monkeypatch.setattr(obj, name, slow)
+
+
+async def test_a_post_is_not_counted_twice_against_the_servers_headers(
+    agents: Agents, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The server's X-RateLimit-Remaining after a post already includes that post: the ledger
+    must not subtract it once more because the answer took a moment."""
+    stack = agents.stack
+    me = await agents.new(images=["glimpse"])
+    _slow_answers(monkeypatch, me.runtime.agent.router, "generate", stack)
+    _slow_answers(monkeypatch, me.runtime.glimpse, "create_post", stack)
+
+    assert (await me.runtime.agent.post()).ok
+    now = stack.clock.now()
+    six_a_day = agents.persona.model_copy(update={"posts_per_day": 6})
+    assert me.ledger.usage("posts").server is not None
+    assert me.ledger.remaining("posts", now, six_a_day) == 5
+    assert me.ledger.usage("generation").server is not None
+    assert me.ledger.remaining("generation", now, six_a_day) == 5

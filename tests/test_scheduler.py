@@ -4,6 +4,7 @@ finish (up to the stop timeout), and a failing job never kills the loop."""
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import Callable
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
@@ -342,3 +343,71 @@ async def test_a_slot_the_agent_wants_retried_runs_again_at_its_time(tmp_path: P
     assert await task == 0
     assert agent.ran == ["d/post/1", "d/post/1"]
     assert agent.runs_at[1] - agent.runs_at[0] >= timedelta(seconds=0.29)
+
+
+class RetryThenReplanAgent(RetryOnceAgent):
+    """Its slot fails once and asks for a retry a minute later; it plans again (the same, not
+    yet done slot, as a re-plan at local midnight would) soon after the failure."""
+
+    def __init__(self, slots: list[Slot]) -> None:
+        super().__init__(slots, retry_in=60.0)
+        self.planned = 0
+
+    async def plan_day(self, now: datetime) -> tuple[list[DayPlan], datetime]:
+        self.planned += 1
+        again = timedelta(seconds=0.2) if self.planned == 1 else timedelta(hours=6)
+        return [DayPlan(date.today(), tuple(self.slots))], now + again
+
+
+async def test_a_replan_keeps_a_planned_retry_at_its_time(tmp_path: Path) -> None:
+    """A re-plan while a post slot waits for its retry neither runs it again at once nor moves
+    its retry."""
+    agent = RetryThenReplanAgent(_slots(0.0, kind="post"))
+    daemon = _daemon(agent, tmp_path)
+    task = asyncio.create_task(daemon.run())
+    await _until(lambda: agent.planned >= 2)
+    await _until(lambda: len(agent.ran) >= 2)
+    jobs = dict(daemon.scheduled)
+    daemon.request_stop()
+    assert await task == 0
+    assert agent.planned == 2
+    assert agent.ran == ["d/post/1"]
+    assert jobs["d/post/1"] == agent.runs_at[0] + timedelta(seconds=60)
+
+
+async def test_a_stop_with_jobs_queued_behind_the_action_is_quiet(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """SIGTERM while one action runs and two more wait for it: the action finishes, the two
+    never start, and nothing is logged as an error (no job 'raised an exception')."""
+    caplog.set_level(logging.INFO)
+    agent = ScriptedAgent(_slots(0.0, 0.0, 0.0), work=0.3)
+    daemon = _daemon(agent, tmp_path)
+    task = asyncio.create_task(daemon.run())
+    await asyncio.wait_for(agent.started.wait(), 5)
+    daemon.request_stop()
+    assert await task == 0
+    assert len(agent.ran) == 1 and agent.finished == agent.ran
+    errors = [(r.name, r.getMessage()) for r in caplog.records if r.levelno >= logging.ERROR]
+    assert errors == []
+
+
+async def test_late_slots_run_in_their_planned_order(tmp_path: Path) -> None:
+    """Slots already due at start run one after the other in the order they were planned,
+    not in the order of their ids ("engage/2" before "post/1")."""
+    now = datetime.now(UTC)
+    slots = [
+        Slot("d/engage/1", "engage", now - timedelta(seconds=30)),
+        Slot("d/post/1", "post", now - timedelta(seconds=20)),
+        Slot("d/engage/2", "engage", now - timedelta(seconds=10)),
+    ]
+    agent = ScriptedAgent(slots)
+    daemon = _daemon(agent, tmp_path)
+    task = asyncio.create_task(daemon.run())
+    for _ in range(100):
+        if len(agent.finished) == 3:
+            break
+        await asyncio.sleep(0.02)
+    daemon.request_stop()
+    assert await task == 0
+    assert agent.ran == ["d/engage/1", "d/post/1", "d/engage/2"]

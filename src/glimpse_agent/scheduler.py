@@ -82,7 +82,9 @@ class Daemon:
         self._stop = asyncio.Event()
         self._action_lock = asyncio.Lock()
         self._in_flight: asyncio.Task[Any] | None = None
+        self._jobs: set[asyncio.Task[Any]] = set()  # job coroutines started by APScheduler
         self._scheduler: AsyncIOScheduler | None = None
+        self._running: set[str] = set()  # jobs fired and waiting for, or holding, the lock
 
     # ------------------------------------------------------------------ public
 
@@ -198,6 +200,11 @@ class Daemon:
                 self.log.warning("action_cancelled_at_stop")
                 in_flight.cancel()
                 await asyncio.gather(in_flight, return_exceptions=True)
+        # Jobs still queued behind the action lock see the stop and return at once: let them,
+        # rather than have the loop's end cancel them mid-await.
+        queued = {t for t in self._jobs if not t.done() and t is not asyncio.current_task()}
+        if queued:
+            await asyncio.wait(queued, timeout=2)
         alive.cancel()
         await asyncio.gather(alive, return_exceptions=True)
         self.log.info("daemon_stopped")
@@ -220,6 +227,24 @@ class Daemon:
         async def job() -> None:
             if self._stop.is_set():
                 return
+            me = asyncio.current_task()
+            if me is not None:
+                self._jobs.add(me)
+            # From now until it ends the job is in no job store: remember it is on its way.
+            self._running.add(name)
+            try:
+                await locked()
+            except asyncio.CancelledError:
+                if not self._stop.is_set():
+                    raise
+                # Stopping: the job is given up (an intent it opened stays for the next start
+                # to reconcile). End quietly: APScheduler would log a cancellation as a crash.
+            finally:
+                self._running.discard(name)
+                if me is not None:
+                    self._jobs.discard(me)
+
+        async def locked() -> None:
             async with self._action_lock:
                 if self._stop.is_set():
                     return
@@ -244,12 +269,24 @@ class Daemon:
         plans, next_plan_at = await self.agent.plan_day(self.clock.now())
         now = self.clock.now()
         missed: list[str] = []
-        for slot in (s for plan in plans for s in plan.slots):
+        # A slot that is running, or already waiting for its time (a planned retry), is not the
+        # plan's to move: rescheduling it would run it again at once, before its retry time.
+        pending = {job.id for job in self._scheduler.get_jobs()} | self._running
+        late = 0
+        for slot in sorted((s for plan in plans for s in plan.slots), key=lambda s: s.at):
+            if slot.slot_id in pending:
+                continue
             if slot.at < now - self.grace:
                 # Later than the misfire grace (e.g. yesterday's): skipped, never run late.
                 missed.append(slot.slot_id)
                 continue
-            self._schedule_slot(slot, max(slot.at, now))
+            if slot.at >= now:
+                self._schedule_slot(slot, slot.at)
+                continue
+            # Late slots run now, in their planned order: a millisecond apart, since jobs due
+            # at the same instant would run in the order of their ids ("engage/2" first).
+            self._schedule_slot(slot, now + timedelta(milliseconds=late))
+            late += 1
         self._schedule_replan(next_plan_at)
         if missed:
             self.log.warning("slots_missed", slots=missed, grace_minutes=self.grace / _MINUTE)

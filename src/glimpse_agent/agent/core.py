@@ -4,7 +4,7 @@ day, and runs each planned slot once, as a post (``Posting``) or an engagement s
 
 from __future__ import annotations
 
-from datetime import date, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 from glimpse_agent.agent._base import Outcome, settle_engagement
@@ -130,7 +130,9 @@ class Agent(Posting, Engaging):
         """Plans for every local day with slots still ahead (yesterday's overnight window too),
         and when to plan again. Re-planning is idempotent: the same ids and times come back."""
         plans = []
-        for local_day in days_to_plan(self.persona, now):
+        days = days_to_plan(self.persona, now)
+        self._forget_days_before(days)
+        for local_day in days:
             key = local_day.isoformat()
             done = await self.ledger.done_slots(key)
             done += sorted(s for s in self._dry_done if s.startswith(f"{key}/"))
@@ -140,7 +142,9 @@ class Agent(Posting, Engaging):
             window_start, _ = active_window(self.persona, local_day)
             left = await self.budgets(max(now, window_start))
             # The day's total including what is done, so slot ids stay stable across restarts.
-            allowed = posts_allowed(self.persona, posted, left)
+            allowed = await self._posts_that_fit(
+                local_day, now, frozenset(done), posts_allowed(self.persona, posted, left)
+            )
             full = plan_day(
                 self.persona,
                 local_day,
@@ -161,6 +165,47 @@ class Agent(Posting, Engaging):
                 )
             )
         return plans, next_local_midnight(self.persona, now)
+
+    def _forget_days_before(self, days: tuple[date, ...]) -> None:
+        """Drop what this process remembers about local days no longer planned (their windows
+        have closed), so a daemon that runs for months does not grow a little every day."""
+        keep = {d.isoformat() for d in days}
+
+        def current(slot_id: str) -> bool:
+            return slot_id.split("/")[0] in keep
+
+        self._plans = {k: v for k, v in self._plans.items() if k in keep}
+        self._retries = {k: v for k, v in self._retries.items() if current(k)}
+        self._dry_done = {s for s in self._dry_done if current(s)}
+
+    async def _posts_that_fit(
+        self, local_day: date, now: datetime, done: frozenset[str], floor: int
+    ) -> int:
+        """The largest day total (at most ``posts_per_day``, at least ``floor``) whose pending
+        post slots fit the posts and generation quotas of each UTC day they fall on. A window
+        that spans midnight UTC spends two UTC days' quotas: judging it only by the quota left
+        when it opens plans too few posts whenever the previous window's late posts used part
+        of that UTC day."""
+        for n in range(self.persona.posts_per_day, floor, -1):
+            plan = plan_day(
+                self.persona,
+                local_day,
+                posts_allowed=n,
+                jitter_minutes=self.config.daemon.jitter_minutes,
+            )
+            by_day: dict[date, list[datetime]] = {}
+            for s in plan.posts:
+                if s.slot_id not in done:
+                    by_day.setdefault(s.at.astimezone(UTC).date(), []).append(s.at)
+            fits = True
+            for times in by_day.values():
+                left = await self.budgets(max(now, min(times)))
+                if len(times) > min(left.get("posts", 0), left.get("generation", 0)):
+                    fits = False
+                    break
+            if fits:
+                return n
+        return floor
 
     async def run_slot(self, slot: Slot) -> Outcome:
         """Run one planned slot unless it already ran (restart) — then record it as done."""
@@ -193,8 +238,12 @@ class Agent(Posting, Engaging):
         should not cost the day a post. Sets ``outcome.retry_at``; False if no retry fits."""
         if outcome.retry_after is None or self._retries.get(slot.slot_id, 0) >= SLOT_RETRIES:
             return False
+        try:
+            local_day = date.fromisoformat(slot.slot_id.split("/")[0])
+        except ValueError:  # not a planned slot ("adhoc/..."): nothing to come back to
+            return False
         at = self.clock.now() + timedelta(seconds=max(outcome.retry_after, 60.0))
-        _, window_end = active_window(self.persona, date.fromisoformat(slot.slot_id.split("/")[0]))
+        _, window_end = active_window(self.persona, local_day)
         if at >= window_end:
             return False
         self._retries[slot.slot_id] = self._retries.get(slot.slot_id, 0) + 1

@@ -60,6 +60,10 @@ class Posting(AgentBase):
             # and may first PUT the BYOK settings; the others cost money): log it instead.
             log.info("dry_run_generate", prompt=prompt, backends=self.router.names)
             return await self._dry_run_post(log, idea.topic, prompt, list(idea.hashtags))
+        # Actions are counted at the instant their request went out, which is before the
+        # server's X-RateLimit-* answer was seen: counted later, the server's ``remaining`` (that
+        # already includes the action) would be lowered by it a second time.
+        generation_sent = self.clock.now()
         try:
             image = await self.router.generate(
                 ImageRequest(prompt=prompt, persona=self.persona.name)
@@ -75,7 +79,7 @@ class Posting(AgentBase):
             return Outcome("post", False, f"image failed: {exc}", retry_after=wait)
         if image.backend == "glimpse":
             # Only Glimpse's own generator counts against its generation limits.
-            await self.ledger.record_action("generation", self.clock.now(), ref=slot_id)
+            await self.ledger.record_action("generation", generation_sent, ref=slot_id)
         caption = await self.writing.caption(
             CaptionRequest(
                 topic=idea.topic,
@@ -104,6 +108,7 @@ class Posting(AgentBase):
             "cost_usd": image.cost_usd,
         }
         intent = await self.ledger.begin_intent("post", payload, self.clock.now())
+        post_sent = self.clock.now()
         try:
             post = await self.glimpse.create_post(
                 caption=text,
@@ -126,7 +131,7 @@ class Posting(AgentBase):
             await self._note_failure("posts", exc)
             await self._reconcile_soon()
             return Outcome("post", False, f"post failed: {exc}")
-        await self._commit_post(intent, post, payload, at=self.clock.now())
+        await self._commit_post(intent, post, payload, at=post_sent)
         await self._flush_limits()
         log.info("posted", post_id=post.id, backend=image.backend, caption_source=caption.source)
         return Outcome("post", True, post_id=post.id)
