@@ -25,6 +25,15 @@ KEY_SHAPES = re.compile(
     r"(?<=Bearer )[A-Za-z0-9._\-]{8,})"
 )
 
+# Credentials inside URLs: the password of ``scheme://user:password@host``, and the value of a
+# query parameter named like a secret (Langflow takes ``?x-api-key=``).
+_URL_PASSWORD = re.compile(r"(?<=://)([^/\s:@]+):[^/\s@]+(?=@)")
+_QUERY_SECRET = re.compile(
+    r"(?<=[?&;])([^=&\s#;]*(?:key|token|secret|password|passwd|auth|signature)"
+    r"[^=&\s#;]*=)[^&\s#;\"'<>]+",
+    re.IGNORECASE,
+)
+
 _lock = threading.Lock()
 _known: set[str] = set()
 _pattern: re.Pattern[str] | None = None
@@ -62,6 +71,8 @@ def redact_text(text: str) -> str:
     pattern = _pattern
     if pattern is not None:
         text = pattern.sub(MASK, text)
+    text = _URL_PASSWORD.sub(rf"\1:{MASK}", text)
+    text = _QUERY_SECRET.sub(rf"\1{MASK}", text)
     return KEY_SHAPES.sub(MASK, text)
 
 

@@ -1,6 +1,7 @@
 """One request to Glimpse: auth header, timing, the debug log line, the ``X-RateLimit-*``
 bookkeeping, and translation of every failure into our errors. Nothing ``httpx`` raises gets
-past ``GlimpseHttp.send``.
+past ``GlimpseHttp.send``. Redirects to another host are refused and bodies are read with a
+size cap (``safe_http``).
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from typing import Any, TypeVar
 import httpx
 from pydantic import BaseModel, ValidationError
 
+from glimpse_agent import safe_http
 from glimpse_agent.clock import Clock
 from glimpse_agent.errors import BadResponse
 from glimpse_agent.glimpse._errors import SERVICE, error_for_response, error_for_transport
@@ -70,9 +72,11 @@ class GlimpseHttp:
         bucket = bucket_for(method, path)
         started = time.monotonic()
         try:
-            response = await self.http.request(
+            response = await safe_http.send(
+                self.http,
                 method,
                 self.base_url + path,
+                service=SERVICE,
                 params=query or None,
                 json=json,
                 files=files,

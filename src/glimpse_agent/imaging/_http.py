@@ -18,6 +18,7 @@ from typing import Any, TypeVar
 import httpx
 
 from glimpse_agent.errors import (
+    BadResponse,
     ContentRejected,
     RateLimited,
     Rejected,
@@ -35,6 +36,11 @@ _CONTENT_WORDS = re.compile(
     r"nsfw|safety|content[ _-]?polic|moderation|inappropriate|prohibited|not allowed to generate",
     re.IGNORECASE,
 )
+
+
+# How much past ``limit`` an error text is masked before it is cut: room for a whole secret
+# that starts inside the part we keep.
+_SECRET_ROOM = 4096
 
 
 class NoAnswer(Unavailable):
@@ -132,14 +138,14 @@ def error_for_status(
 
 def short_detail(body: Any, limit: int = 200) -> str:
     """The human part of an error body (``detail``, ``error``, ``message``), redacted and
-    shortened: servers echo requests back, and a request may hold a key."""
+    then shortened: servers echo requests back, and a request may hold a key."""
     if isinstance(body, bytes):
         body = body.decode("utf-8", "replace")
     if isinstance(body, str):
         try:
             body = json.loads(body)
         except ValueError:
-            return redact_text(body.strip()[:limit])
+            return redact_text(body.strip()[: limit + _SECRET_ROOM])[:limit]
     text = ""
     if isinstance(body, dict):
         for key in ("detail", "error", "message"):
@@ -151,7 +157,8 @@ def short_detail(body: Any, limit: int = 200) -> str:
                 break
     elif body is not None:
         text = json.dumps(body)
-    return redact_text(text.strip()[:limit])
+    # Masked before it is shortened: a cut through a secret would leave its head unmasked.
+    return redact_text(text.strip()[: limit + _SECRET_ROOM])[:limit]
 
 
 def error_for_response(response: httpx.Response, *, service: str) -> ServiceError:
@@ -168,7 +175,8 @@ def error_for_response(response: httpx.Response, *, service: str) -> ServiceErro
 def transport_errors(service: str) -> Iterator[None]:
     """Translate ``httpx`` transport failures raised inside the block into ``Unavailable``:
     ``NoAnswer`` when the request went out but its answer did not come back whole (a timeout,
-    a connection dropped mid-answer), plain ``Unavailable`` when it could not be sent."""
+    a connection dropped mid-answer), plain ``Unavailable`` when it could not be sent,
+    ``BadResponse`` for a body that cannot be decoded. No ``httpx`` error leaves the block."""
     try:
         yield
     except httpx.TimeoutException as exc:
@@ -182,3 +190,10 @@ def transport_errors(service: str) -> Iterator[None]:
         raise Unavailable(
             f"cannot reach the service ({type(exc).__name__})", service=service
         ) from exc
+    except httpx.DecodingError as exc:
+        # The answer came whole but its Content-Encoding is a lie: not worth sending again.
+        raise BadResponse(
+            f"the answer cannot be decoded ({type(exc).__name__})", service=service
+        ) from exc
+    except httpx.HTTPError as exc:  # TooManyRedirects, and whatever httpx adds later
+        raise Unavailable(f"the request failed ({type(exc).__name__})", service=service) from exc

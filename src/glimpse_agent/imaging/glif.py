@@ -22,6 +22,7 @@ from typing import Any
 
 import httpx
 
+from glimpse_agent import safe_http
 from glimpse_agent.clock import Clock
 from glimpse_agent.config import GlifSection
 from glimpse_agent.errors import (
@@ -155,8 +156,14 @@ class GlifBackend:
     async def _get_json(self, path: str, params: dict[str, str] | None = None) -> Any:
         url = self.section.api_url.rstrip("/") + path
         with transport_errors(SERVICE):
-            response = await self.http.get(
-                url, params=params, headers=self._headers(), timeout=min(self.section.timeout, 30.0)
+            response = await safe_http.send(
+                self.http,
+                "GET",
+                url,
+                service=SERVICE,
+                params=params,
+                headers=self._headers(),
+                timeout=min(self.section.timeout, 30.0),
             )
         if response.status_code != 200:
             raise error_for_response(response, service=SERVICE)
@@ -236,8 +243,11 @@ class GlifBackend:
     async def _run_once(self, body: dict[str, Any]) -> dict[str, Any]:
         params = {"strict": "1"} if self.section.strict else None
         with transport_errors(SERVICE):
-            response = await self.http.post(
+            response = await safe_http.send(
+                self.http,
+                "POST",
                 self.section.base_url,
+                service=SERVICE,
                 json=body,
                 params=params,
                 headers=self._headers(),

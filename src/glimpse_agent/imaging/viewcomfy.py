@@ -23,6 +23,7 @@ from typing import Any
 
 import httpx
 
+from glimpse_agent import safe_http
 from glimpse_agent.clock import Clock
 from glimpse_agent.config import ViewComfySection
 from glimpse_agent.errors import BadResponse, ConfigError, Problem, Unavailable
@@ -179,29 +180,28 @@ class ViewComfyBackend:
         parts = [(key, part) for key, part in (files or {}).items()] or None
         timeout = httpx.Timeout(self.section.timeout, connect=30.0)
         with transport_errors(SERVICE):
-            if not self.section.logs:
-                response = await self.http.post(
-                    self.section.url,
-                    data=form,
-                    files=parts,
-                    headers=self._headers(),
-                    timeout=timeout,
-                )
-                return self._result_from_body(response)
-            async with self.http.stream(
+            response = await safe_http.send(
+                self.http,
                 "POST",
                 self.section.url,
+                service=SERVICE,
+                stream=self.section.logs,
                 data=form,
                 files=parts,
                 headers=self._headers(),
                 timeout=timeout,
-            ) as response:
+            )
+            if not self.section.logs:
+                return self._result_from_body(response)
+            try:
                 if response.status_code != 201 or "text/event-stream" not in response.headers.get(
                     "content-type", ""
                 ):
-                    await response.aread()
+                    await safe_http.read_capped(response, service=SERVICE)
                     return self._result_from_body(response)
                 return await self._consume(response)
+            finally:
+                await response.aclose()
 
     def _result_from_body(self, response: httpx.Response) -> dict[str, Any]:
         if response.status_code != 201:
@@ -268,8 +268,13 @@ class ViewComfyBackend:
         """The deployment answers and does not refuse our credentials. (ViewComfy has no free
         call that proves credentials: a real run would be billed.)"""
         with transport_errors(SERVICE):
-            response = await self.http.get(
-                self.section.url, headers=self._headers(), timeout=httpx.Timeout(60.0, connect=30.0)
+            response = await safe_http.send(
+                self.http,
+                "GET",
+                self.section.url,
+                service=SERVICE,
+                headers=self._headers(),
+                timeout=httpx.Timeout(60.0, connect=30.0),
             )
         if response.status_code in (401, 403) or response.status_code >= 500:
             raise error_for_response(response, service=SERVICE)

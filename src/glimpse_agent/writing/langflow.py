@@ -20,6 +20,7 @@ from urllib.parse import quote
 
 import httpx
 
+from glimpse_agent import safe_http
 from glimpse_agent.clock import Clock
 from glimpse_agent.config import LangflowSection
 from glimpse_agent.errors import (
@@ -32,6 +33,7 @@ from glimpse_agent.errors import (
 )
 from glimpse_agent.logs import get_logger
 from glimpse_agent.persona import Persona
+from glimpse_agent.redaction import redact_text
 from glimpse_agent.writing.base import CaptionRequest
 from glimpse_agent.writing.langflow_flows import FlowIdLookup
 from glimpse_agent.writing.langflow_parse import (
@@ -244,8 +246,14 @@ class LangflowCaptioner:
             async with asyncio.timeout(self.section.timeout):
                 if self.section.stream:
                     return await self._run_streaming(body)
-                response = await self.http.post(
-                    self.run_url, json=body, headers=self.headers(), timeout=self.timeout
+                response = await safe_http.send(
+                    self.http,
+                    "POST",
+                    self.run_url,
+                    service=SERVICE,
+                    json=body,
+                    headers=self.headers(),
+                    timeout=self.timeout,
                 )
         except (TimeoutError, httpx.TimeoutException):
             raise Unavailable(
@@ -253,25 +261,31 @@ class LangflowCaptioner:
             ) from None
         except httpx.HTTPError as exc:
             raise Unavailable(
-                f"cannot reach {self.section.base_url}: {type(exc).__name__}", service=SERVICE
+                f"cannot reach {redact_text(self.section.base_url)}: {type(exc).__name__}",
+                service=SERVICE,
             ) from None
         self._raise_for_status(response)
         return self._text_of(response)
 
     async def _run_streaming(self, body: dict[str, Any]) -> str:
-        async with self.http.stream(
+        response = await safe_http.send(
+            self.http,
             "POST",
             self.run_url,
+            service=SERVICE,
+            stream=True,
             params={"stream": "true"},
             json=body,
             headers=self.headers(),
             timeout=self.timeout,
-        ) as response:
+        )
+        try:
             if response.status_code != 200:
-                await response.aread()
+                await safe_http.read_capped(response, service=SERVICE)
                 self._raise_for_status(response)
             if "application/json" in response.headers.get("content-type", ""):
-                await response.aread()  # a server or proxy that ignored stream=true
+                # a server or proxy that ignored stream=true
+                await safe_http.read_capped(response, service=SERVICE)
                 return self._text_of(response)
             splitter, assembler = EventSplitter(), StreamAssembler()
             async for chunk in response.aiter_text():
@@ -280,6 +294,8 @@ class LangflowCaptioner:
             for event in splitter.close():
                 assembler.handle(event)
             return assembler.text()
+        finally:
+            await response.aclose()
 
     def _text_of(self, response: httpx.Response) -> str:
         try:
@@ -353,13 +369,23 @@ class LangflowCaptioner:
         timeout = httpx.Timeout(self.section.timeout, connect=min(CONNECT_TIMEOUT, 5.0))
         try:
             if not self.section.langflow_id:
-                health = await self.http.get(
-                    f"{self.section.base_url.rstrip('/')}/health", timeout=timeout
+                health = await safe_http.send(
+                    self.http,
+                    "GET",
+                    f"{self.section.base_url.rstrip('/')}/health",
+                    service=SERVICE,
+                    timeout=timeout,
                 )
                 if health.status_code >= 500:
                     self._raise_for_status(health)
-            response = await self.http.post(
-                self.run_url, json=PROBE_BODY, headers=self.headers(), timeout=timeout
+            response = await safe_http.send(
+                self.http,
+                "POST",
+                self.run_url,
+                service=SERVICE,
+                json=PROBE_BODY,
+                headers=self.headers(),
+                timeout=timeout,
             )
         except httpx.TimeoutException:
             raise Unavailable(
@@ -367,7 +393,8 @@ class LangflowCaptioner:
             ) from None
         except httpx.HTTPError as exc:
             raise Unavailable(
-                f"cannot reach {self.section.base_url}: {type(exc).__name__}", service=SERVICE
+                f"cannot reach {redact_text(self.section.base_url)}: {type(exc).__name__}",
+                service=SERVICE,
             ) from None
         if response.status_code == 400 and "cannot pass a tweak" in response.text:
             return
@@ -380,8 +407,11 @@ class LangflowCaptioner:
         filename, mime = _sniff(data)
         url = f"{self.root}/files/upload/{quote(flow_id or self.section.flow, safe='')}"
         try:
-            response = await self.http.post(
+            response = await safe_http.send(
+                self.http,
+                "POST",
                 url,
+                service=SERVICE,
                 files={"file": (filename, data, mime)},
                 headers=self.headers(),
                 timeout=self.timeout,
@@ -413,17 +443,19 @@ class LangflowCaptioner:
     async def _download(self, url: str | None) -> bytes | None:
         if not url:
             return None
+        # No credentials go with it, so redirects (to a CDN) are followed as the client does;
+        # the body is read only up to the cap, not into memory whole before it is measured.
         try:
-            response = await self.http.get(url, timeout=self.timeout)
+            async with self.http.stream("GET", url, timeout=self.timeout) as response:
+                if response.status_code != 200:
+                    raise Unavailable(
+                        f"cannot fetch the image: HTTP {response.status_code}", service=SERVICE
+                    )
+                return await safe_http.read_capped(response, MAX_IMAGE_BYTES, service=SERVICE)
         except httpx.HTTPError as exc:
             raise Unavailable(
                 f"cannot fetch the image: {type(exc).__name__}", service=SERVICE
             ) from None
-        if response.status_code != 200 or len(response.content) > MAX_IMAGE_BYTES:
-            raise Unavailable(
-                f"cannot fetch the image: HTTP {response.status_code}", service=SERVICE
-            )
-        return response.content
 
 
 def _seconds(value: str | None) -> float | None:

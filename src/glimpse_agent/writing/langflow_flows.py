@@ -19,8 +19,10 @@ from typing import Any
 
 import httpx
 
+from glimpse_agent import safe_http
 from glimpse_agent.clock import Clock, SystemClock
-from glimpse_agent.writing.langflow_parse import render_detail
+from glimpse_agent.errors import ServiceError
+from glimpse_agent.writing.langflow_parse import SERVICE, render_detail
 
 LOOKUP_COOLDOWN = timedelta(hours=1)
 MAX_PAGES = 50
@@ -149,9 +151,17 @@ class FlowIdLookup:
 
     async def _get(self, params: dict[str, str | int]) -> Any:
         try:
-            response = await self.http.get(
-                self.url, params=params, headers=self.headers(), timeout=self.timeout
+            response = await safe_http.send(
+                self.http,
+                "GET",
+                self.url,
+                service=SERVICE,
+                params=params,
+                headers=self.headers(),
+                timeout=self.timeout,
             )
+        except ServiceError as exc:  # a redirect elsewhere, an oversized answer
+            raise LookupFailed(f"cannot list the flows: {exc}") from None
         except httpx.HTTPError as exc:
             raise LookupFailed(f"cannot list the flows: {type(exc).__name__}") from None
         if response.status_code != 200:

@@ -93,10 +93,11 @@ def render_detail(body: Any, *, limit: int = 300) -> str:
         body = body.decode("utf-8", "replace")
     if isinstance(body, dict) and "detail" in body:
         body = body["detail"]
-    text = " ".join(_render(body, depth=0).split())
+    # Masked before it is shortened: a cut through a secret would leave its head unmasked.
+    text = redact_text(" ".join(_render(body, depth=0).split()))
     if len(text) > limit:
         text = text[: limit - 3] + "..."
-    return redact_text(text)
+    return text
 
 
 def _render(value: Any, *, depth: int) -> str:
