@@ -433,6 +433,49 @@ async def test_a_post_no_backend_could_draw_is_tried_again_later(agents: Agents)
     assert me.ledger.slot_done(slot.slot_id)
 
 
+async def test_a_planned_retry_survives_a_restart(agents: Agents) -> None:
+    """A restart while a failed post waits for its retry: the new process plans the slot at
+    the retry time (not as missed), and the post goes out then."""
+    stack = agents.stack
+    me = await agents.new(images=["openai"])
+    slot = post_slot(agents)
+    day_key = slot.slot_id.split("/")[0]
+    stack.images.faults.always("status", status=503)
+    first = await me.runtime.agent.run_slot(slot)
+    assert first.retry_at is not None
+
+    me = await agents.restart(me)
+    plans, _ = await me.runtime.agent.plan_day(stack.clock.now())
+    again = [s for p in plans for s in p.slots if s.slot_id == slot.slot_id]
+    assert [s.at for s in again] == [first.retry_at]
+    assert me.ledger.planned_retries(day_key) == {slot.slot_id: (first.retry_at, 1)}
+    stack.images.faults.clear()
+    stack.clock.set(first.retry_at)
+    assert (await me.runtime.agent.run_slot(again[0])).ok
+    assert len(stack.world.posts_by(me.agent_id)) == 1
+    assert me.ledger.planned_retries(day_key) == {}
+    plans, _ = await me.runtime.agent.plan_day(stack.clock.now())
+    assert slot.slot_id not in {s.slot_id for p in plans for s in p.slots}
+
+
+async def test_the_retry_cap_counts_across_restarts(agents: Agents) -> None:
+    """Restarting between failures does not reset the count: two retries in all, then the
+    slot is closed."""
+    stack = agents.stack
+    me = await agents.new(images=["openai"])
+    slot = post_slot(agents)
+    stack.images.faults.always("status", status=503)
+    retried = []
+    for _ in range(3):
+        outcome = await me.runtime.agent.run_slot(slot)
+        retried.append(outcome.retry_at is not None)
+        if outcome.retry_at is not None:
+            stack.clock.set(outcome.retry_at)
+        me = await agents.restart(me)
+    assert retried == [True, True, False]
+    assert me.ledger.slot_done(slot.slot_id)
+
+
 async def test_a_post_slot_gives_up_after_its_retries(agents: Agents) -> None:
     """Still failing after two retries: the third failure closes the slot (no endless loop)."""
     stack = agents.stack

@@ -254,3 +254,25 @@ def test_at_must_be_an_iso_time(agent_toml: Path, capsys: pytest.CaptureFixture[
         main(["status", "-c", str(agent_toml), "--at", "yesterday"])
     assert exited.value.code == 2
     assert "is not an ISO date-time, e.g. 2026-12-08T00:00Z" in capsys.readouterr().err
+
+
+def test_plan_shows_a_post_waiting_for_its_retry(
+    agent_toml: Path, capsys: pytest.CaptureFixture[str], frozen: None
+) -> None:
+    """A post slot that failed and waits for its retry is shown as such, with the retry time,
+    not as missed."""
+    state = agent_toml.parent / "state"
+    assert main(["plan", "-c", str(agent_toml), "--json"]) == 0
+    slot = next(s for s in json.loads(capsys.readouterr().out)["slots"] if s["kind"] == "post")
+    again = FROZEN_AT + timedelta(minutes=20)
+    with Ledger.open(state, clock=SimulatedClock(FROZEN_AT)) as ledger:
+        ledger.plan_retry(slot["slot"], again)
+
+    assert main(["plan", "-c", str(agent_toml), "--json"]) == 0
+    shown = next(
+        s for s in json.loads(capsys.readouterr().out)["slots"] if s["slot"] == slot["slot"]
+    )
+    assert shown["state"] == "retry" and shown["retry_at"] == again.isoformat()
+    assert main(["plan", "-c", str(agent_toml)]) == 0
+    line = next(ln for ln in capsys.readouterr().out.splitlines() if slot["slot"] in ln)
+    assert f"tried again at {again.astimezone(ZONE):%H:%M}" in line

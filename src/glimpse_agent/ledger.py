@@ -188,6 +188,8 @@ class AsyncLedger:
     mark_slot_done = _offload(Ledger.mark_slot_done)
     slot_done = _offload(Ledger.slot_done)
     done_slots = _offload(Ledger.done_slots)
+    plan_retry = _offload(Ledger.plan_retry)
+    planned_retries = _offload(Ledger.planned_retries)
     begin_intent = _offload(Ledger.begin_intent)
     settle_intent = _offload(Ledger.settle_intent)
     abandon_intent = _offload(Ledger.abandon_intent)

@@ -106,6 +106,7 @@ class LedgerCore:
         self._meta, self._buckets, self._engaged = table("meta"), table("buckets"), table("engaged")
         self._spend, self._posts, self._slots = table("spend"), table("posts"), table("slots")
         self._intents, self._errors, self._plans = table("intents"), table("errors"), table("plans")
+        self._retries = table("retries")
         self.history = PostHistory(state_dir / HISTORY_FILE, read_only=read_only)
         self._check_schema()
 
@@ -200,6 +201,7 @@ class LedgerCore:
         closed_before = iso(now - timedelta(days=r.closed_intent_days))
         self._intents.remove((Q.state != "open") & (Q.closed_at < closed_before))
         self._slots.remove(Q.at < iso(now - timedelta(days=r.slot_days)))
+        self._retries.remove(Q.at < iso(now - timedelta(days=r.slot_days)))
         plans = sorted(self._plans.all(), key=lambda d: d["saved_at"], reverse=True)
         if len(plans) > r.plans:
             self._plans.remove(doc_ids=[d.doc_id for d in plans[r.plans :]])

@@ -81,6 +81,32 @@ class LedgerJournal(LedgerCore):
             self._slots.upsert(
                 {"slot_id": slot_id, "at": iso(at), "outcome": outcome}, Q.slot_id == slot_id
             )
+            self._retries.remove(Q.slot_id == slot_id)
+
+    @guarded
+    def plan_retry(self, slot_id: str, at: datetime) -> int:
+        """Durably note that slot ``slot_id`` runs again at ``at`` (a post that failed for a
+        passing reason), so a restart keeps the retry; returns how many were planned so far.
+        Marking the slot done (or the post it makes) ends it."""
+        with self._write():
+            doc = self._retries.get(Q.slot_id == slot_id)
+            attempts = int(doc["attempts"]) + 1 if doc else 1
+            self._retries.upsert(
+                {"slot_id": slot_id, "at": iso(at), "attempts": attempts}, Q.slot_id == slot_id
+            )
+        return attempts
+
+    @guarded
+    def planned_retries(self, day_key: str) -> dict[str, tuple[datetime, int]]:
+        """The open retries of one plan day: slot id -> (when it runs again, retries so far).
+        A slot that is done by now (its post went out) has none."""
+        done = set(self.done_slots(day_key))
+        prefix = f"{day_key}/"
+        return {
+            d["slot_id"]: (datetime.fromisoformat(d["at"]), int(d["attempts"]))
+            for d in self._retries.all()
+            if d["slot_id"].startswith(prefix) and d["slot_id"] not in done
+        }
 
     @guarded
     def done_slots(self, day_key: str) -> list[str]:

@@ -23,6 +23,7 @@ from glimpse_agent.planning.dayplan import (
     SlotKind,
     plan_day,
     posts_allowed,
+    posts_that_fit,
     sessions_remaining,
 )
 from glimpse_agent.planning.engagement import (
@@ -87,6 +88,7 @@ __all__ = [
     "plan_day",
     "plan_engagement",
     "posts_allowed",
+    "posts_that_fit",
     "relevance",
     "score_post",
     "session_share",

@@ -4,7 +4,7 @@ day, and runs each planned slot once, as a post (``Posting``) or an engagement s
 
 from __future__ import annotations
 
-from datetime import UTC, date, datetime, timedelta
+from datetime import date, datetime, timedelta
 from typing import Any
 
 from glimpse_agent.agent._base import Outcome, settle_engagement
@@ -15,7 +15,7 @@ from glimpse_agent.config import AgentConfig
 from glimpse_agent.errors import ServiceError
 from glimpse_agent.glimpse import GlimpseClient, Post, RateLimitInfo
 from glimpse_agent.imaging import ImageRouter
-from glimpse_agent.ledger import AsyncLedger
+from glimpse_agent.ledger import AsyncLedger, Ledger
 from glimpse_agent.logs import get_logger
 from glimpse_agent.persona import Persona
 from glimpse_agent.planner import (
@@ -26,6 +26,7 @@ from glimpse_agent.planner import (
     next_local_midnight,
     plan_day,
     posts_allowed,
+    posts_that_fit,
     sessions_remaining,
 )
 from glimpse_agent.writing import Writing
@@ -63,9 +64,6 @@ class Agent(Posting, Engaging):
         # Slots a dry run has "done": kept in memory only, so a dry run never marks a slot of
         # the real plan as done in the ledger (a later real run on the same day still posts).
         self._dry_done: set[str] = set()
-        # Retries planned per post slot in this process (a restart re-runs a slot that is not
-        # done if it is still within the misfire grace, else counts it missed).
-        self._retries: dict[str, int] = {}
         # X-RateLimit-* sets the client saw, with when; flushed into the ledger after each action.
         self._limits_inbox = rate_limit_inbox if rate_limit_inbox is not None else []
         self.log = get_logger("glimpse_agent.agent", persona=persona.name)
@@ -142,8 +140,14 @@ class Agent(Posting, Engaging):
             window_start, _ = active_window(self.persona, local_day)
             left = await self.budgets(max(now, window_start))
             # The day's total including what is done, so slot ids stay stable across restarts.
-            allowed = await self._posts_that_fit(
-                local_day, now, frozenset(done), posts_allowed(self.persona, posted, left)
+            allowed = await self.ledger.run(
+                _posts_that_fit,
+                self.persona,
+                local_day,
+                now,
+                frozenset(done),
+                posts_allowed(self.persona, posted, left),
+                self.config.daemon.jitter_minutes,
             )
             full = plan_day(
                 self.persona,
@@ -153,17 +157,17 @@ class Agent(Posting, Engaging):
             )
             self._plans[key] = full
             await self.ledger.save_plan(key, _plan_json(full))
-            plans.append(
-                plan_day(
-                    self.persona,
-                    local_day,
-                    posts_allowed=allowed,
-                    jitter_minutes=self.config.daemon.jitter_minutes,
-                    done_slot_ids=frozenset(done),
-                    now=now,
-                    grace_minutes=self.config.daemon.misfire_grace_minutes,
-                )
+            retries = await self.ledger.planned_retries(key)
+            ahead = plan_day(
+                self.persona,
+                local_day,
+                posts_allowed=allowed,
+                jitter_minutes=self.config.daemon.jitter_minutes,
+                done_slot_ids=frozenset([*done, *retries]),
+                now=now,
+                grace_minutes=self.config.daemon.misfire_grace_minutes,
             )
+            plans.append(_with_retries(ahead, full, retries))
         return plans, next_local_midnight(self.persona, now)
 
     def _forget_days_before(self, days: tuple[date, ...]) -> None:
@@ -175,37 +179,7 @@ class Agent(Posting, Engaging):
             return slot_id.split("/")[0] in keep
 
         self._plans = {k: v for k, v in self._plans.items() if k in keep}
-        self._retries = {k: v for k, v in self._retries.items() if current(k)}
         self._dry_done = {s for s in self._dry_done if current(s)}
-
-    async def _posts_that_fit(
-        self, local_day: date, now: datetime, done: frozenset[str], floor: int
-    ) -> int:
-        """The largest day total (at most ``posts_per_day``, at least ``floor``) whose pending
-        post slots fit the posts and generation quotas of each UTC day they fall on. A window
-        that spans midnight UTC spends two UTC days' quotas: judging it only by the quota left
-        when it opens plans too few posts whenever the previous window's late posts used part
-        of that UTC day."""
-        for n in range(self.persona.posts_per_day, floor, -1):
-            plan = plan_day(
-                self.persona,
-                local_day,
-                posts_allowed=n,
-                jitter_minutes=self.config.daemon.jitter_minutes,
-            )
-            by_day: dict[date, list[datetime]] = {}
-            for s in plan.posts:
-                if s.slot_id not in done:
-                    by_day.setdefault(s.at.astimezone(UTC).date(), []).append(s.at)
-            fits = True
-            for times in by_day.values():
-                left = await self.budgets(max(now, min(times)))
-                if len(times) > min(left.get("posts", 0), left.get("generation", 0)):
-                    fits = False
-                    break
-            if fits:
-                return n
-        return floor
 
     async def run_slot(self, slot: Slot) -> Outcome:
         """Run one planned slot unless it already ran (restart) — then record it as done."""
@@ -235,23 +209,26 @@ class Agent(Posting, Engaging):
     async def _plan_retry(self, slot: Slot, outcome: Outcome) -> bool:
         """Give a post that failed for a passing reason (and surely did not post) another try
         later the same active window, at most ``SLOT_RETRIES`` times: an hour-long outage
-        should not cost the day a post. Sets ``outcome.retry_at``; False if no retry fits."""
-        if outcome.retry_after is None or self._retries.get(slot.slot_id, 0) >= SLOT_RETRIES:
+        should not cost the day a post. The retry is in the ledger, so a restart keeps it.
+        Sets ``outcome.retry_at``; False if no retry fits."""
+        if outcome.retry_after is None:
             return False
+        day_key = slot.slot_id.split("/")[0]
         try:
-            local_day = date.fromisoformat(slot.slot_id.split("/")[0])
+            local_day = date.fromisoformat(day_key)
         except ValueError:  # not a planned slot ("adhoc/..."): nothing to come back to
             return False
+        _, tries = (await self.ledger.planned_retries(day_key)).get(slot.slot_id, (None, 0))
         at = self.clock.now() + timedelta(seconds=max(outcome.retry_after, 60.0))
         _, window_end = active_window(self.persona, local_day)
-        if at >= window_end:
+        if tries >= SLOT_RETRIES or at >= window_end:
             return False
-        self._retries[slot.slot_id] = self._retries.get(slot.slot_id, 0) + 1
+        attempt = await self.ledger.plan_retry(slot.slot_id, at)
         outcome.retry_at = at
         self.log.warning(
             "slot_retry_planned",
             job=slot.slot_id,
-            attempt=self._retries[slot.slot_id],
+            attempt=attempt,
             at=at.isoformat(),
             reason=outcome.detail[:200],
         )
@@ -281,3 +258,38 @@ def _plan_json(plan: DayPlan) -> dict[str, Any]:
             {"slot_id": s.slot_id, "kind": s.kind, "at": s.at.isoformat()} for s in plan.slots
         ],
     }
+
+
+def _with_retries(
+    ahead: DayPlan, full: DayPlan, retries: dict[str, tuple[datetime, int]]
+) -> DayPlan:
+    """``ahead`` plus each slot waiting for a retry, at its retry time (the daemon runs a late
+    one at once; a retry from a closed window is not in ``full`` any more)."""
+    by_id = {s.slot_id: s for s in full.slots}
+    extra = [
+        Slot(slot_id, by_id[slot_id].kind, at)
+        for slot_id, (at, _) in retries.items()
+        if slot_id in by_id
+    ]
+    slots = sorted([*ahead.slots, *extra], key=lambda s: s.at)
+    return DayPlan(ahead.local_day, tuple(slots))
+
+
+def _posts_that_fit(
+    ledger: Ledger,
+    persona: Persona,
+    local_day: date,
+    now: datetime,
+    done: frozenset[str],
+    floor: int,
+    jitter_minutes: float,
+) -> int:
+    """``posts_that_fit`` against the ledger (run on its thread: one read per candidate)."""
+    return posts_that_fit(
+        persona,
+        local_day,
+        done=done,
+        floor=floor,
+        left_at=lambda t: ledger.remaining_all(max(now, t), persona),
+        jitter_minutes=jitter_minutes,
+    )

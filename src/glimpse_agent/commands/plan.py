@@ -14,7 +14,13 @@ from glimpse_agent.commands._common import load, warn_if_ledger_is_ahead
 from glimpse_agent.ledger import Ledger
 from glimpse_agent.limits import next_midnight
 from glimpse_agent.persona import Persona
-from glimpse_agent.planner import active_window, days_to_plan, plan_day, posts_allowed
+from glimpse_agent.planner import (
+    active_window,
+    days_to_plan,
+    plan_day,
+    posts_allowed,
+    posts_that_fit,
+)
 
 #: The buckets a persona spends, in the order a person reads them.
 SHOWN_BUCKETS = ("posts", "generation", "reactions", "comments", "follows")
@@ -37,12 +43,21 @@ def main(args: argparse.Namespace) -> int:
             # As the daemon does: the quota as it will stand when the window opens.
             at_open = ledger.remaining_all(max(now, start), persona)
             posted = sum(1 for s in done if "/post/" in s)
+            allowed = posts_that_fit(
+                persona,
+                local_day,
+                done=frozenset(done),
+                floor=posts_allowed(persona, posted, at_open),
+                left_at=lambda t: ledger.remaining_all(max(now, t), persona),
+                jitter_minutes=config.daemon.jitter_minutes,
+            )
             plan = plan_day(
                 persona,
                 local_day,
-                posts_allowed=posts_allowed(persona, posted, at_open),
+                posts_allowed=allowed,
                 jitter_minutes=config.daemon.jitter_minutes,
             )
+            retries = ledger.planned_retries(key)
             days.append(
                 {
                     "local_day": key,
@@ -55,7 +70,14 @@ def main(args: argparse.Namespace) -> int:
                             "utc": s.at.isoformat(),
                             "done": s.slot_id in done,
                             "past": s.at < now,
-                            "state": _state(s.slot_id in done, s.at, now, grace),
+                            "state": "retry"
+                            if s.slot_id in retries
+                            else _state(s.slot_id in done, s.at, now, grace),
+                            **(
+                                {"retry_at": retries[s.slot_id][0].isoformat()}
+                                if s.slot_id in retries
+                                else {}
+                            ),
                         }
                         for s in plan.slots
                     ],
@@ -88,7 +110,11 @@ def main(args: argparse.Namespace) -> int:
             f"{len(slots) - posts} engagement session{'s' if len(slots) - posts != 1 else ''}"
         )
         for s in slots:
-            print(f"  {s['local'][11:16]}  {s['kind']:<6}  {s['state']:<8}  {s['slot']}")
+            again = ""
+            if "retry_at" in s:
+                at = datetime.fromisoformat(s["retry_at"]).astimezone(persona.zone)
+                again = f"  (failed; tried again at {at:%H:%M})"
+            print(f"  {s['local'][11:16]}  {s['kind']:<6}  {s['state']:<8}  {s['slot']}{again}")
         if not slots:
             print("  nothing planned (no quota left, or an empty active window)")
     print("left now: " + ", ".join(f"{b} {left[b]}" for b in SHOWN_BUCKETS))

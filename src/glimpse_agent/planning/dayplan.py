@@ -18,9 +18,9 @@ Sessions are numbered in time order after nudging.
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from datetime import date, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from typing import Literal
 
 from glimpse_agent.persona import Persona
@@ -129,6 +129,35 @@ def posts_allowed(persona: Persona, posted: int, left: Mapping[str, int]) -> int
             posted + left.get("generation", 0),
         ),
     )
+
+
+def posts_that_fit(
+    persona: Persona,
+    local_day: date,
+    *,
+    done: frozenset[str],
+    floor: int,
+    left_at: Callable[[datetime], Mapping[str, int]],
+    jitter_minutes: float = 20,
+) -> int:
+    """The largest day total (at most ``posts_per_day``, at least ``floor``, usually
+    ``posts_allowed``) whose post slots not yet ``done`` fit the ``posts`` and ``generation``
+    quotas of each UTC day they fall on; ``left_at(t)`` is what is left at ``t``. A window that
+    spans midnight UTC spends two UTC days' quotas: judged only by what is left when it opens,
+    it would plan too few whenever the previous window's late posts used part of that day."""
+    for n in range(persona.posts_per_day, floor, -1):
+        plan = plan_day(persona, local_day, posts_allowed=n, jitter_minutes=jitter_minutes)
+        by_day: dict[date, list[datetime]] = {}
+        for s in plan.posts:
+            if s.slot_id not in done:
+                by_day.setdefault(s.at.astimezone(UTC).date(), []).append(s.at)
+        if all(
+            len(times) <= min(left.get("posts", 0), left.get("generation", 0))
+            for times in by_day.values()
+            for left in (left_at(min(times)),)
+        ):
+            return n
+    return floor
 
 
 def sessions_remaining(plan: DayPlan, now: datetime) -> int:
