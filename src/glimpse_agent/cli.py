@@ -104,7 +104,15 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--start", metavar="YYYY-MM-DD", help="first simulated day (default today)")
 
-    p = sub.add_parser("run", help=COMMANDS["run"], description=COMMANDS["run"])
+    p = sub.add_parser(
+        "run",
+        help=COMMANDS["run"],
+        description=COMMANDS["run"],
+        epilog="Logs go to stderr (JSON lines unless a terminal). If Glimpse cannot be reached "
+        "at start, the daemon waits and retries (5 s up to 5 min) instead of exiting. "
+        "SIGTERM/SIGINT: the action in flight finishes, then exit 0 within 30 s. "
+        "Exit 1: Glimpse refused the key; 2: bad config; 3: state dir locked or unreadable.",
+    )
     _add_config(p)
     p.add_argument(
         "--dry-run",
