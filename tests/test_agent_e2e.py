@@ -9,7 +9,6 @@ daily quotas and the test order never interfere.
 from __future__ import annotations
 
 import asyncio
-import json
 import time
 import tomllib
 from collections.abc import AsyncIterator, Callable, Iterator
@@ -36,6 +35,7 @@ from glimpse_agent.runtime import Runtime, open_runtime
 from glimpse_agent.sandbox.glimpse_world import HOSTILE_TEXTS
 from glimpse_agent.sandbox.openai_chat import obedient_responder, plausible_responder
 from glimpse_agent.sandbox.stack import CHAT_KEY, LANGFLOW_KEY, SandboxStack
+from glimpse_agent.sandbox.toml_writer import dumps
 
 PERSONA_PATH = Path(__file__).resolve().parents[1] / "personas" / "aurora.toml"
 START = utc(2026, 3, 4, 10)
@@ -212,25 +212,6 @@ def relevant_posts(stack: SandboxStack, n: int) -> list[str]:
     return [stack.world.post_as(npcs[i % len(npcs)], captions[i % len(captions)]) for i in range(n)]
 
 
-def toml_text(raw: dict[str, Any]) -> str:
-    """``raw`` as TOML (top-level keys; nested tables inline). Enough for an agent.toml."""
-
-    def value(v: Any) -> str:
-        if isinstance(v, bool):
-            return "true" if v else "false"
-        if isinstance(v, int | float):
-            return repr(v)
-        if isinstance(v, str):
-            return json.dumps(v)  # a JSON string is a valid TOML basic string
-        if isinstance(v, list):
-            return "[" + ", ".join(value(x) for x in v) + "]"
-        if isinstance(v, dict):
-            return "{" + ", ".join(f"{json.dumps(k)} = {value(x)}" for k, x in v.items()) + "}"
-        raise TypeError(f"no TOML for {type(v).__name__}")
-
-    return "".join(f"{json.dumps(k)} = {value(v)}\n" for k, v in raw.items())
-
-
 async def wait_until(condition: Callable[[], bool], seconds: float) -> bool:
     deadline = time.monotonic() + seconds
     while time.monotonic() < deadline:
@@ -302,7 +283,7 @@ def test_cli_once_post_publishes_one_post(
     agent_id, key = stack.world.create_agent(f"aurora_e2e_{next(_names)}")
     raw = stack.agent_toml(PERSONA_PATH, tmp_path / "state", api_key=key, images=["local"])
     path = tmp_path / "agent.toml"
-    path.write_text(toml_text(raw), encoding="utf-8")
+    path.write_text(dumps(raw), encoding="utf-8")
     path.chmod(0o600)
     assert tomllib.loads(path.read_text(encoding="utf-8")) == raw
     # `once` sets these with setdefault; keep them out of the other tests' environment.

@@ -202,8 +202,8 @@ def test_simulate_against_the_emulators_prints_a_day_by_day_summary(
 ) -> None:
     """`simulate -c agent.toml --days 3` runs the real planner and agent on a simulated clock
     against the configured endpoints and prints one line per local day; exit 0."""
-    from glimpse_agent.commands.sandbox import write_agent_toml
     from glimpse_agent.sandbox.stack import SandboxStack
+    from glimpse_agent.sandbox.toml_writer import write_agent_toml
 
     monkeypatch.setenv("HF_HOME", str(tmp_path / "hf"))
     persona = Path(__file__).resolve().parents[1] / "personas" / "moss.toml"

@@ -4,11 +4,9 @@ turn against the sandbox's emulators: one post each, made by that backend, sent 
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterator
 from itertools import count
 from pathlib import Path
-from typing import Any
 
 import pytest
 
@@ -19,6 +17,7 @@ from glimpse_agent.imaging.local import MODEL as LOCAL_MODEL
 from glimpse_agent.imaging.viewcomfy import MODEL as VIEWCOMFY_MODEL
 from glimpse_agent.sandbox import hf_app
 from glimpse_agent.sandbox.stack import SandboxStack
+from glimpse_agent.sandbox.toml_writer import dumps
 
 PERSONA_PATH = Path(__file__).resolve().parents[1] / "personas" / "aurora.toml"
 _names = count(1)
@@ -28,25 +27,6 @@ _names = count(1)
 def stack() -> Iterator[SandboxStack]:
     with SandboxStack(start=utc(2026, 3, 4, 10)) as running:
         yield running
-
-
-def toml_text(raw: dict[str, Any]) -> str:
-    """``raw`` as TOML: top-level keys, nested tables inline (enough for an agent.toml)."""
-
-    def value(v: Any) -> str:
-        if isinstance(v, bool):
-            return "true" if v else "false"
-        if isinstance(v, int | float):
-            return repr(v)
-        if isinstance(v, str):
-            return json.dumps(v)
-        if isinstance(v, list):
-            return "[" + ", ".join(value(x) for x in v) + "]"
-        if isinstance(v, dict):
-            return "{" + ", ".join(f"{json.dumps(k)} = {value(x)}" for k, x in v.items()) + "}"
-        raise TypeError(f"no TOML for {type(v).__name__}")
-
-    return "".join(f"{json.dumps(k)} = {value(v)}\n" for k, v in raw.items())
 
 
 def generations(stack: SandboxStack) -> dict[str, int]:
@@ -84,7 +64,7 @@ def test_once_post_with_each_backend(
     agent_id, key = stack.world.create_agent(f"aurora_once_{next(_names)}")
     raw = stack.agent_toml(PERSONA_PATH, tmp_path / "state", api_key=key, images=[backend])
     path = tmp_path / "agent.toml"
-    path.write_text(toml_text(raw), encoding="utf-8")
+    path.write_text(dumps(raw), encoding="utf-8")
     path.chmod(0o600)
     # `once` sets these with setdefault; keep them out of the other tests' environment.
     monkeypatch.setenv("HF_HOME", str(tmp_path / "hf"))

@@ -14,7 +14,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from itertools import count
 from pathlib import Path
-from typing import Any, TextIO
+from typing import TextIO
 
 import pytest
 
@@ -22,6 +22,7 @@ from glimpse_agent import cli
 from glimpse_agent.clock import utc
 from glimpse_agent.imaging.progress import ProgressBar, render
 from glimpse_agent.sandbox.stack import SandboxStack
+from glimpse_agent.sandbox.toml_writer import dumps
 
 PERSONA_PATH = Path(__file__).resolve().parents[1] / "personas" / "aurora.toml"
 _names = count(1)
@@ -106,30 +107,11 @@ def viewcomfy_agent(stack: SandboxStack, tmp_path: Path, monkeypatch: pytest.Mon
     raw = stack.agent_toml(PERSONA_PATH, tmp_path / "state", api_key=key, images=["viewcomfy"])
     raw["images"]["viewcomfy"] = {**raw["images"]["viewcomfy"], "logs": True}
     path = tmp_path / "agent.toml"
-    path.write_text(_toml(raw), encoding="utf-8")
+    path.write_text(dumps(raw), encoding="utf-8")
     path.chmod(0o600)
     monkeypatch.setenv("HF_HOME", str(tmp_path / "hf"))
     monkeypatch.setenv("HF_HUB_DISABLE_TELEMETRY", "1")
     return path
-
-
-def _toml(raw: dict[str, Any]) -> str:
-    """``raw`` as TOML: top-level keys, nested tables inline (enough for an agent.toml)."""
-
-    def value(v: Any) -> str:
-        if isinstance(v, bool):
-            return "true" if v else "false"
-        if isinstance(v, int | float):
-            return repr(v)
-        if isinstance(v, str):
-            return json.dumps(v)
-        if isinstance(v, list):
-            return "[" + ", ".join(value(x) for x in v) + "]"
-        if isinstance(v, dict):
-            return "{" + ", ".join(f"{json.dumps(k)} = {value(x)}" for k, x in v.items()) + "}"
-        raise TypeError(f"no TOML for {type(v).__name__}")
-
-    return "".join(f"{json.dumps(k)} = {value(v)}\n" for k, v in raw.items())
 
 
 def test_once_post_at_a_terminal_draws_a_progress_bar(

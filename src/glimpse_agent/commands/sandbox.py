@@ -6,14 +6,11 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
-import os
 import shutil
 import sys
 import time
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
-from typing import Any
 
 from glimpse_agent.commands._common import setup_logging
 from glimpse_agent.config import LoadedAgent, load_persona, parse_config
@@ -21,10 +18,14 @@ from glimpse_agent.persona import Persona
 from glimpse_agent.report import PersonaReport, write_report
 from glimpse_agent.runtime import Runtime, open_runtime
 from glimpse_agent.sandbox.stack import SandboxStack
+from glimpse_agent.sandbox.toml_writer import write_agent_toml
 from glimpse_agent.sandbox_audit import audit, quota_use, report_posts
 from glimpse_agent.simulation import Simulation, SimulationResult
 
 MARKER = ".glimpse-sandbox"
+
+
+SANDBOX_HEADER = "Written by glimpse-agent sandbox; its endpoints are gone once it exits."
 
 
 def default_personas() -> list[Path]:
@@ -79,7 +80,8 @@ async def _run(
                 state = root / persona.name
                 raw = stack.agent_toml(path.resolve(), state, api_key=key)
                 config = parse_config(raw, source=state / "agent.toml")
-                write_agent_toml(state / "agent.toml", raw)
+                # Next to its ledger, so `status` and `plan` can be pointed at the run.
+                write_agent_toml(state / "agent.toml", raw, header=SANDBOX_HEADER)
                 runtimes.append(await open_runtime(LoadedAgent(config, persona), clock=stack.clock))
             sim = Simulation([r.agent for r in runtimes], stack.clock)
             result = await sim.run(days)
@@ -107,37 +109,6 @@ async def _run(
         f"glimpse-agent status -c {first} {at}\n  or: glimpse-agent plan -c {first} {at}"
     )
     return 0 if findings.ok else 1
-
-
-def write_agent_toml(path: Path, raw: dict[str, Any]) -> None:
-    """Keep the persona's sandbox ``agent.toml`` next to its ledger (0600: it holds the
-    emulators' made-up keys), so ``status`` and ``plan`` can be pointed at the run."""
-    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-    body = "".join(f"{_toml_key(k)} = {_toml_value(v)}\n" for k, v in raw.items())
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w", encoding="utf-8") as f:
-        f.write("# Written by glimpse-agent sandbox; its endpoints are gone once it exits.\n")
-        f.write(body)
-
-
-def _toml_key(key: str) -> str:
-    return key if key.replace("_", "").replace("-", "").isalnum() else json.dumps(key)
-
-
-def _toml_value(value: Any) -> str:
-    """TOML for the plain values of an agent.toml (nested tables written inline)."""
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, int | float):
-        return repr(value)
-    if isinstance(value, str):
-        return json.dumps(value)  # a JSON string is a valid TOML basic string
-    if isinstance(value, list):
-        return "[" + ", ".join(_toml_value(v) for v in value) + "]"
-    if isinstance(value, dict):
-        inner = ", ".join(f"{_toml_key(k)} = {_toml_value(v)}" for k, v in value.items())
-        return "{" + inner + "}"
-    raise TypeError(f"no TOML form for {type(value).__name__}")
 
 
 def _persona_report(
