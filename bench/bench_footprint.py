@@ -4,7 +4,7 @@ Measures, each in fresh interpreters:
 
 - ``glimpse-agent --help`` wall time (median of ``--runs``), next to a bare ``python -c pass``;
 - the import of ``glimpse_agent.cli`` (``-X importtime``) and of what ``run`` imports
-  (``glimpse_agent.runtime`` + ``glimpse_agent.scheduler``);
+  (``glimpse_agent.run.assemble`` + ``glimpse_agent.run.daemon``);
 - an idle daemon: ``open_runtime`` + ``agent.startup()`` + the APScheduler ``Daemon`` started with
   the day's plan (every slot in the future, so nothing runs), against the Glimpse emulator served
   from this process on loopback. RSS/HWM (``/proc/PID/status``) and PSS/USS
@@ -58,8 +58,8 @@ async def _child_daemon(config: str, ready_file: str, use: list[str]) -> None:
     from glimpse_agent.config import load_agent
     from glimpse_agent.imaging import ImageRequest
     from glimpse_agent.logs import configure_logging
-    from glimpse_agent.runtime import open_runtime
-    from glimpse_agent.scheduler import Daemon
+    from glimpse_agent.run.assemble import open_runtime
+    from glimpse_agent.run.daemon import Daemon
 
     configure_logging("warning", json=True)
     clock = SystemClock()
@@ -223,8 +223,9 @@ class Emulators:
 
 @contextmanager
 def emulators() -> Iterator[Emulators]:
-    from glimpse_agent.sandbox import hf_app, openai_images
-    from glimpse_agent.sandbox.glimpse_testing import glimpse_sandbox
+    from glimpse_agent.sandbox.glimpse.testing import glimpse_sandbox
+    from glimpse_agent.sandbox.images import huggingface as hf_app
+    from glimpse_agent.sandbox.images import openai as openai_images
     from glimpse_agent.sandbox.server import LoopbackServer
 
     with ExitStack() as stack:
@@ -235,7 +236,8 @@ def emulators() -> Iterator[Emulators]:
 
 
 def write_agent(workdir: Path, emus: Emulators, *, sdks: bool) -> Path:
-    from glimpse_agent.sandbox import hf_app, openai_images
+    from glimpse_agent.sandbox.images import huggingface as hf_app
+    from glimpse_agent.sandbox.images import openai as openai_images
 
     workdir.mkdir(parents=True)
     persona = workdir / "persona.toml"
@@ -423,10 +425,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         "help_s": median_wall([*help_argv, "--help"], args.runs),
         "import_cli_us": import_time_us(["glimpse_agent.cli"], args.runs),
         "import_run_us": import_time_us(
-            ["glimpse_agent.runtime", "glimpse_agent.scheduler"], args.runs
+            ["glimpse_agent.run.assemble", "glimpse_agent.run.daemon"], args.runs
         ),
         "modules_cli": modules_after("import glimpse_agent.cli"),
-        "modules_run": modules_after("import glimpse_agent.runtime, glimpse_agent.scheduler"),
+        "modules_run": modules_after("import glimpse_agent.run.assemble, glimpse_agent.run.daemon"),
     }
     workdir = Path(tempfile.mkdtemp(prefix="glimpse-bench-"))
     try:
@@ -460,7 +462,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             f"`-X importtime`, {figures['modules_cli']} modules in `sys.modules`",
         ),
         (
-            "import `glimpse_agent.runtime` + `.scheduler`",
+            "import `glimpse_agent.run.assemble` + `.scheduler`",
             f"{figures['import_run_us'] / 1000:.0f} ms",
             f"what `run` imports first; {figures['modules_run']} modules",
         ),

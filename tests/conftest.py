@@ -7,7 +7,7 @@ import pytest
 import structlog
 
 from glimpse_agent.redaction import forget_all_secrets
-from glimpse_agent.sandbox.glimpse_testing import GlimpseHost, GlimpseSandbox
+from glimpse_agent.sandbox.glimpse.testing import GlimpseHost, GlimpseSandbox
 
 
 @pytest.fixture(autouse=True)

@@ -31,8 +31,8 @@ from glimpse_agent.glimpse import GlimpseClient
 from glimpse_agent.ledger import Ledger
 from glimpse_agent.persona import Persona
 from glimpse_agent.planner import DayPlan, Slot
-from glimpse_agent.runtime import Runtime, open_runtime
-from glimpse_agent.sandbox.glimpse_world import HOSTILE_TEXTS
+from glimpse_agent.run.assemble import Runtime, open_runtime
+from glimpse_agent.sandbox.glimpse.world import HOSTILE_TEXTS
 from glimpse_agent.sandbox.openai_chat import obedient_responder, plausible_responder
 from glimpse_agent.sandbox.stack import CHAT_KEY, LANGFLOW_KEY, SandboxStack
 from glimpse_agent.sandbox.toml_writer import dumps

@@ -12,12 +12,15 @@ from typing import Any
 import pytest
 
 from glimpse_agent.cli import main
-from glimpse_agent.sandbox import glif_app, hf_app, openai_images, viewcomfy_app
-from glimpse_agent.sandbox.glimpse_testing import GlimpseHost, GlimpseSandbox
-from glimpse_agent.sandbox.langflow_app import LangflowState, create_langflow_app
+from glimpse_agent.ledger.storage import StateLock
+from glimpse_agent.sandbox.glimpse.testing import GlimpseHost, GlimpseSandbox
+from glimpse_agent.sandbox.images import glif as glif_app
+from glimpse_agent.sandbox.images import huggingface as hf_app
+from glimpse_agent.sandbox.images import openai as openai_images
+from glimpse_agent.sandbox.images import viewcomfy as viewcomfy_app
+from glimpse_agent.sandbox.langflow.app import LangflowState, create_langflow_app
 from glimpse_agent.sandbox.openai_chat import ChatState, create_openai_chat_app
 from glimpse_agent.sandbox.server import LoopbackServer
-from glimpse_agent.storage import StateLock
 
 GLIMPSE_KEY_NAME = "aurora"
 LANGFLOW_KEY = "lf-check-key-000001"

@@ -13,7 +13,7 @@ import pytest
 from glimpse_agent.cli import main
 from glimpse_agent.config import KEY_FILE_NAME
 from glimpse_agent.glimpse import GlimpseClient
-from glimpse_agent.sandbox.glimpse_testing import GlimpseSandbox
+from glimpse_agent.sandbox.glimpse.testing import GlimpseSandbox
 
 IMG = "https://img.example/boat.png"
 EMAIL = "owner@example.com"

@@ -19,7 +19,7 @@ from freezegun import freeze_time
 from glimpse_agent.cli import main
 from glimpse_agent.clock import SimulatedClock, SystemClock
 from glimpse_agent.ledger import Ledger, OwnPost
-from glimpse_agent.storage import StateLock
+from glimpse_agent.ledger.storage import StateLock
 
 PERSONA = """\
 name = "kuro"

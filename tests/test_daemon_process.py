@@ -18,8 +18,8 @@ from pathlib import Path
 import pytest
 
 from glimpse_agent.clock import SystemClock
-from glimpse_agent.sandbox.glimpse_app import API_ROOT, create_glimpse_app
-from glimpse_agent.sandbox.glimpse_world import GlimpseWorld
+from glimpse_agent.sandbox.glimpse.app import API_ROOT, create_glimpse_app
+from glimpse_agent.sandbox.glimpse.world import GlimpseWorld
 from glimpse_agent.sandbox.server import LoopbackServer
 
 

@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 from glimpse_agent.glimpse import GlimpseClient, Page
-from glimpse_agent.sandbox.glimpse_testing import GlimpseSandbox
+from glimpse_agent.sandbox.glimpse.testing import GlimpseSandbox
 
 Fetch = Callable[..., Awaitable[Page[Any]]]
 

@@ -26,8 +26,8 @@ from glimpse_agent.errors import (
     Unavailable,
 )
 from glimpse_agent.glimpse import GlimpseClient, GlimpseTimeout, Page, Post
-from glimpse_agent.sandbox.glimpse_testing import GlimpseSandbox
-from glimpse_agent.sandbox.pictures import png_for
+from glimpse_agent.sandbox.glimpse.testing import GlimpseSandbox
+from glimpse_agent.sandbox.images.pictures import png_for
 from glimpse_agent.sandbox.server import LoopbackServer
 
 IMG = "https://images.example/a.png"

@@ -14,9 +14,9 @@ import httpx
 import pytest
 from PIL import Image
 
-from glimpse_agent.sandbox.glimpse_testing import GlimpseSandbox, glimpse_sandbox
-from glimpse_agent.sandbox.glimpse_world import HOSTILE_TEXTS, GlimpseWorld
-from glimpse_agent.sandbox.pictures import png_for
+from glimpse_agent.sandbox.glimpse.testing import GlimpseSandbox, glimpse_sandbox
+from glimpse_agent.sandbox.glimpse.world import HOSTILE_TEXTS, GlimpseWorld
+from glimpse_agent.sandbox.images.pictures import png_for
 
 IMG = "https://images.example/a.png"
 

@@ -8,7 +8,7 @@ from collections.abc import AsyncIterator
 import httpx
 import pytest
 
-from glimpse_agent.sandbox.glimpse_testing import GlimpseSandbox
+from glimpse_agent.sandbox.glimpse.testing import GlimpseSandbox
 
 GENERATE = "/images/generate"
 IMG = "https://images.example/a.png"

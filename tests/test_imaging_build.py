@@ -20,8 +20,11 @@ from glimpse_agent.config import AgentConfig, parse_config
 from glimpse_agent.imaging import ImageRequest, ImageRouter, ImagingFailed, build_router
 from glimpse_agent.imaging.costs import openai_cost
 from glimpse_agent.persona import Persona
-from glimpse_agent.sandbox import glif_app, hf_app, openai_images, viewcomfy_app
-from glimpse_agent.sandbox.image_faults import Faults
+from glimpse_agent.sandbox.images import glif as glif_app
+from glimpse_agent.sandbox.images import huggingface as hf_app
+from glimpse_agent.sandbox.images import openai as openai_images
+from glimpse_agent.sandbox.images import viewcomfy as viewcomfy_app
+from glimpse_agent.sandbox.images.faults import Faults
 from glimpse_agent.sandbox.server import LoopbackServer
 
 REQ = ImageRequest(prompt="a paper boat", persona="aurora")

@@ -12,8 +12,8 @@ from PIL import Image
 from glimpse_agent.config import LocalImagesSection
 from glimpse_agent.errors import BadResponse
 from glimpse_agent.imaging import GeneratedImage, ImageRequest, PostImage, prepare_for_post
-from glimpse_agent.imaging.checks import MAX_POST_BYTES, image_size, sniff_mime
-from glimpse_agent.imaging.local import LocalBackend, paint
+from glimpse_agent.imaging.backends.local import LocalBackend, paint
+from glimpse_agent.imaging.prepare import MAX_POST_BYTES, image_size, sniff_mime
 
 
 def encoded(fmt: str, size: tuple[int, int] = (32, 24), mode: str = "RGB") -> bytes:

@@ -19,15 +19,15 @@ from glimpse_agent.errors import (
     Unauthorized,
     Unavailable,
 )
-from glimpse_agent.imaging.base import ImageRequest
-from glimpse_agent.imaging.checks import sniff_mime
-from glimpse_agent.imaging.glif import (
+from glimpse_agent.imaging.backends.glif import (
     ATTRIBUTION,
     ForbiddenModel,
     GlifBackend,
     forbidden_models_in,
 )
-from glimpse_agent.sandbox.glif_app import TOKEN, GlifState, create_glif_app
+from glimpse_agent.imaging.base import ImageRequest
+from glimpse_agent.imaging.prepare import sniff_mime
+from glimpse_agent.sandbox.images.glif import TOKEN, GlifState, create_glif_app
 from glimpse_agent.sandbox.server import LoopbackServer
 
 

@@ -22,13 +22,13 @@ from glimpse_agent.errors import (
 )
 from glimpse_agent.glimpse import GlimpseClient, GlimpseTimeout
 from glimpse_agent.imaging import build_router
+from glimpse_agent.imaging.backends.glimpse_byok import FINGERPRINT_FILE, GlimpseImagesBackend
 from glimpse_agent.imaging.base import GeneratedImage, ImageRequest
-from glimpse_agent.imaging.checks import sniff_mime
-from glimpse_agent.imaging.glimpse_byok import FINGERPRINT_FILE, GlimpseImagesBackend
+from glimpse_agent.imaging.prepare import sniff_mime
 from glimpse_agent.imaging.router import ImageRouter
 from glimpse_agent.persona import Persona
-from glimpse_agent.sandbox.glimpse_app import create_glimpse_app
-from glimpse_agent.sandbox.glimpse_world import GlimpseWorld
+from glimpse_agent.sandbox.glimpse.app import create_glimpse_app
+from glimpse_agent.sandbox.glimpse.world import GlimpseWorld
 from glimpse_agent.sandbox.server import LoopbackServer
 
 REQ = ImageRequest(prompt="a lantern festival", persona="aurora")

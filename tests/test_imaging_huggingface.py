@@ -23,10 +23,10 @@ from glimpse_agent.errors import (
     Unauthorized,
     Unavailable,
 )
+from glimpse_agent.imaging.backends.huggingface import HuggingFaceBackend
 from glimpse_agent.imaging.base import ImageRequest
-from glimpse_agent.imaging.checks import image_size, sniff_mime
-from glimpse_agent.imaging.huggingface import HuggingFaceBackend
-from glimpse_agent.sandbox.hf_app import MODEL, TOKEN, HFState, create_hf_app
+from glimpse_agent.imaging.prepare import image_size, sniff_mime
+from glimpse_agent.sandbox.images.huggingface import MODEL, TOKEN, HFState, create_hf_app
 from glimpse_agent.sandbox.server import LoopbackServer
 
 REQ = ImageRequest(prompt="a cat sorcerer", seed=11, persona="aurora")
@@ -206,7 +206,7 @@ TELEMETRY_CHILD = textwrap.dedent(
     from glimpse_agent.clock import SystemClock
     from glimpse_agent.config import HuggingFaceSection
     from glimpse_agent.imaging.base import ImageRequest
-    from glimpse_agent.imaging.huggingface import HuggingFaceBackend
+    from glimpse_agent.imaging.backends.huggingface import HuggingFaceBackend
 
     async def main(url, token):
         section = HuggingFaceSection(token=token, base_url=url, width=64, height=64, timeout=10)

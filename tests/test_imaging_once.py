@@ -12,10 +12,10 @@ import pytest
 
 from glimpse_agent import cli
 from glimpse_agent.clock import utc
-from glimpse_agent.imaging.glif import ATTRIBUTION
-from glimpse_agent.imaging.local import MODEL as LOCAL_MODEL
-from glimpse_agent.imaging.viewcomfy import MODEL as VIEWCOMFY_MODEL
-from glimpse_agent.sandbox import hf_app
+from glimpse_agent.imaging.backends.glif import ATTRIBUTION
+from glimpse_agent.imaging.backends.local import MODEL as LOCAL_MODEL
+from glimpse_agent.imaging.backends.viewcomfy import MODEL as VIEWCOMFY_MODEL
+from glimpse_agent.sandbox.images import huggingface as hf_app
 from glimpse_agent.sandbox.stack import SandboxStack
 from glimpse_agent.sandbox.toml_writer import dumps
 

@@ -19,11 +19,11 @@ from glimpse_agent.errors import (
     Unavailable,
 )
 from glimpse_agent.imaging import costs
+from glimpse_agent.imaging.backends.openai_images import OpenAIImagesBackend, size_for
 from glimpse_agent.imaging.base import ImageRequest
-from glimpse_agent.imaging.checks import sniff_mime
-from glimpse_agent.imaging.openai_images import OpenAIImagesBackend, size_for
-from glimpse_agent.sandbox.image_faults import Faults
-from glimpse_agent.sandbox.openai_images import (
+from glimpse_agent.imaging.prepare import sniff_mime
+from glimpse_agent.sandbox.images.faults import Faults
+from glimpse_agent.sandbox.images.openai import (
     API_KEY,
     OpenAIImagesState,
     create_openai_images_app,

@@ -21,8 +21,8 @@ from glimpse_agent.errors import (
     Unauthorized,
     Unavailable,
 )
+from glimpse_agent.imaging.backends.glif import ForbiddenModel
 from glimpse_agent.imaging.base import GeneratedImage, ImageRequest, ImagingFailed
-from glimpse_agent.imaging.glif import ForbiddenModel
 from glimpse_agent.imaging.router import ImageRouter
 
 REQ = ImageRequest(prompt="a quiet harbour", persona="aurora")

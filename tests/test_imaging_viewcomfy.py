@@ -19,19 +19,19 @@ from glimpse_agent import cli
 from glimpse_agent.clock import SimulatedClock, utc
 from glimpse_agent.config import ViewComfySection
 from glimpse_agent.errors import BadResponse, ConfigError, Rejected, Unauthorized, Unavailable
+from glimpse_agent.imaging.backends.viewcomfy import ViewComfyBackend, progress_of
+from glimpse_agent.imaging.backends.viewcomfy_params import flatten, main, split_key
 from glimpse_agent.imaging.base import ImageRequest
-from glimpse_agent.imaging.checks import sniff_mime
+from glimpse_agent.imaging.prepare import sniff_mime
 from glimpse_agent.imaging.progress import ProgressBar, render
-from glimpse_agent.imaging.viewcomfy import ViewComfyBackend, progress_of
-from glimpse_agent.imaging.viewcomfy_params import flatten, main, split_key
-from glimpse_agent.sandbox.server import LoopbackServer
-from glimpse_agent.sandbox.viewcomfy_app import (
+from glimpse_agent.sandbox.images.viewcomfy import (
     CLIENT_ID,
     CLIENT_SECRET,
     ViewComfyState,
     create_viewcomfy_app,
     default_workflow,
 )
+from glimpse_agent.sandbox.server import LoopbackServer
 
 REQ = ImageRequest(prompt="a cat sorcerer", persona="aurora")
 

@@ -19,8 +19,9 @@ from typing import Any
 
 import pytest
 
-from glimpse_agent.sandbox import hf_app, openai_images
-from glimpse_agent.sandbox.glimpse_testing import GlimpseSandbox, glimpse_sandbox
+from glimpse_agent.sandbox.glimpse.testing import GlimpseSandbox, glimpse_sandbox
+from glimpse_agent.sandbox.images import huggingface as hf_app
+from glimpse_agent.sandbox.images import openai as openai_images
 from glimpse_agent.sandbox.server import LoopbackServer
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -38,7 +39,7 @@ CHILD = textwrap.dedent(
     from glimpse_agent.config import load_agent
     from glimpse_agent.imaging import ImageRequest
     from glimpse_agent.logs import configure_logging
-    from glimpse_agent.runtime import open_runtime
+    from glimpse_agent.run.assemble import open_runtime
 
     def top_level():
         return sorted({name.partition(".")[0] for name in sys.modules})

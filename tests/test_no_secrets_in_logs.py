@@ -26,8 +26,8 @@ from glimpse_agent.errors import (
 )
 from glimpse_agent.glimpse import GlimpseClient
 from glimpse_agent.logs import configure_logging
-from glimpse_agent.sandbox.glimpse_testing import GlimpseSandbox, glimpse_sandbox
-from glimpse_agent.sandbox.pictures import png_for
+from glimpse_agent.sandbox.glimpse.testing import GlimpseSandbox, glimpse_sandbox
+from glimpse_agent.sandbox.images.pictures import png_for
 from glimpse_agent.sandbox.server import LoopbackServer
 
 MARK = "CANARY"

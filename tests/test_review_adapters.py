@@ -14,9 +14,9 @@ from glimpse_agent.config import GlifSection, LangflowSection, ViewComfySection
 from glimpse_agent.errors import BadResponse, Rejected, ServiceError
 from glimpse_agent.glimpse import GlimpseClient
 from glimpse_agent.imaging._http import RetryPolicy
+from glimpse_agent.imaging.backends.glif import GlifBackend
+from glimpse_agent.imaging.backends.viewcomfy import ViewComfyBackend
 from glimpse_agent.imaging.base import ImageRequest
-from glimpse_agent.imaging.glif import GlifBackend
-from glimpse_agent.imaging.viewcomfy import ViewComfyBackend
 from glimpse_agent.persona import Persona
 from glimpse_agent.redaction import redact_text, register_secret
 from glimpse_agent.writing import CaptionRequest, LangflowCaptioner

@@ -17,7 +17,7 @@ from glimpse_agent.clock import SystemClock
 from glimpse_agent.errors import Unauthorized, Unavailable
 from glimpse_agent.notify import SystemdNotifier
 from glimpse_agent.planner import DayPlan, Slot
-from glimpse_agent.scheduler import Daemon
+from glimpse_agent.run.daemon import Daemon
 
 
 class ScriptedAgent:

@@ -16,9 +16,9 @@ from typing import Any
 import pytest
 from tinydb import TinyDB
 
-from glimpse_agent import storage as storage_mod
+from glimpse_agent.ledger import storage as storage_mod
 from glimpse_agent.errors import StateCorrupt, StateError, StateLocked
-from glimpse_agent.storage import AtomicJSONStorage, StateLock, ensure_state_dir
+from glimpse_agent.ledger.storage import AtomicJSONStorage, StateLock, ensure_state_dir
 
 
 def open_db(path: Path) -> tuple[TinyDB, AtomicJSONStorage]:
@@ -90,7 +90,7 @@ def test_a_process_killed_mid_write_leaves_a_valid_file(tmp_path: Path) -> None:
         f"""
         from pathlib import Path
         from tinydb import TinyDB
-        from glimpse_agent.storage import AtomicJSONStorage
+        from glimpse_agent.ledger.storage import AtomicJSONStorage
         store = AtomicJSONStorage(Path({str(path)!r}))
         db = TinyDB(storage=lambda: store)
         t = db.table("t")

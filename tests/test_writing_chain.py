@@ -20,7 +20,7 @@ from glimpse_agent.config import (
 )
 from glimpse_agent.errors import Unavailable
 from glimpse_agent.persona import Persona
-from glimpse_agent.sandbox.langflow_app import LangflowState, create_langflow_app
+from glimpse_agent.sandbox.langflow.app import LangflowState, create_langflow_app
 from glimpse_agent.sandbox.openai_chat import ChatState, create_openai_chat_app
 from glimpse_agent.sandbox.server import LoopbackServer
 from glimpse_agent.writing import CaptionRequest, Writing, build_writing

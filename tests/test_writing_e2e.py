@@ -19,7 +19,7 @@ from structlog.testing import capture_logs
 
 from glimpse_agent.clock import utc
 from glimpse_agent.config import LoadedAgent, load_persona, parse_config
-from glimpse_agent.runtime import Runtime, open_runtime
+from glimpse_agent.run.assemble import Runtime, open_runtime
 from glimpse_agent.sandbox.stack import SandboxStack
 
 PERSONA_PATH = Path(__file__).resolve().parents[1] / "personas" / "aurora.toml"

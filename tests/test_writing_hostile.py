@@ -21,7 +21,7 @@ from glimpse_agent.config import (
     SafetySection,
 )
 from glimpse_agent.persona import Persona
-from glimpse_agent.sandbox.langflow_app import LangflowState, create_langflow_app
+from glimpse_agent.sandbox.langflow.app import LangflowState, create_langflow_app
 from glimpse_agent.sandbox.openai_chat import (
     ChatState,
     create_openai_chat_app,
@@ -32,7 +32,7 @@ from glimpse_agent.sandbox.openai_chat import (
 from glimpse_agent.sandbox.server import LoopbackServer
 from glimpse_agent.writing import CaptionRequest, SafetyFilter, Writing, build_writing
 from glimpse_agent.writing.safety import echoes
-from glimpse_agent.writing.safety_text import visible
+from glimpse_agent.writing.safety.text import visible
 
 CORPUS: list[dict[str, str]] = json.loads(
     (Path(__file__).parent / "data" / "hostile_inputs.json").read_text(encoding="utf-8")

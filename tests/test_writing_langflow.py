@@ -16,7 +16,7 @@ from structlog.testing import capture_logs
 from glimpse_agent.config import AgentConfig, CaptionsSection, LangflowSection
 from glimpse_agent.errors import ConfigError, RateLimited, Rejected, Unauthorized, Unavailable
 from glimpse_agent.persona import Persona
-from glimpse_agent.sandbox.langflow_app import LangflowState, create_langflow_app
+from glimpse_agent.sandbox.langflow.app import LangflowState, create_langflow_app
 from glimpse_agent.sandbox.server import LoopbackServer
 from glimpse_agent.writing import CaptionRequest, LangflowCaptioner, build_writing
 

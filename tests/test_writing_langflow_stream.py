@@ -14,10 +14,10 @@ import pytest
 from glimpse_agent.config import LangflowSection
 from glimpse_agent.errors import BadResponse, Unavailable
 from glimpse_agent.persona import Persona
-from glimpse_agent.sandbox.langflow_app import LangflowState, create_langflow_app
+from glimpse_agent.sandbox.langflow.app import LangflowState, create_langflow_app
 from glimpse_agent.sandbox.server import LoopbackServer
 from glimpse_agent.writing import CaptionRequest, LangflowCaptioner
-from glimpse_agent.writing.langflow_parse import (
+from glimpse_agent.writing.langflow.parse import (
     EventSplitter,
     StreamAssembler,
     extract_text,

@@ -19,10 +19,10 @@ from glimpse_agent.clock import SimulatedClock
 from glimpse_agent.config import LangflowSection
 from glimpse_agent.logs import get_logger
 from glimpse_agent.persona import Persona
-from glimpse_agent.sandbox.langflow_app import EmulatedFlow, LangflowState, create_langflow_app
+from glimpse_agent.sandbox.langflow.app import EmulatedFlow, LangflowState, create_langflow_app
 from glimpse_agent.sandbox.server import LoopbackServer
 from glimpse_agent.writing import CaptionRequest, LangflowCaptioner
-from glimpse_agent.writing.langflow_flows import (
+from glimpse_agent.writing.langflow.flows import (
     FlowIdLookup,
     flow_id_for,
     flows_in,

@@ -13,7 +13,7 @@ import pytest
 
 from glimpse_agent.config import AgentConfig, CaptionsSection, LLMSection, SafetySection
 from glimpse_agent.persona import Persona
-from glimpse_agent.planning.ideas import PastIdea, is_repeat
+from glimpse_agent.planner.ideas import PastIdea, is_repeat
 from glimpse_agent.sandbox.openai_chat import ChatState, create_openai_chat_app, fixed_responder
 from glimpse_agent.sandbox.server import LoopbackServer
 from glimpse_agent.writing import SafetyFilter, build_writing

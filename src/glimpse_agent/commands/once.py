@@ -13,7 +13,7 @@ import sys
 from glimpse_agent.clock import SystemClock
 from glimpse_agent.commands._common import load, setup_logging
 from glimpse_agent.imaging import ProgressBar
-from glimpse_agent.runtime import open_runtime
+from glimpse_agent.run.assemble import open_runtime
 
 
 async def main(args: argparse.Namespace) -> int:

@@ -4,8 +4,8 @@ import argparse
 
 from glimpse_agent.clock import SystemClock
 from glimpse_agent.commands._common import load
-from glimpse_agent.runtime import open_runtime
-from glimpse_agent.scheduler import Daemon
+from glimpse_agent.run.assemble import open_runtime
+from glimpse_agent.run.daemon import Daemon
 
 
 async def main(args: argparse.Namespace) -> int:

@@ -9,8 +9,8 @@ from datetime import UTC, date, datetime
 
 from glimpse_agent.clock import SimulatedClock
 from glimpse_agent.commands._common import load
-from glimpse_agent.runtime import open_runtime
-from glimpse_agent.simulation import Simulation
+from glimpse_agent.run.assemble import open_runtime
+from glimpse_agent.run.simulation import Simulation
 
 
 async def main(args: argparse.Namespace) -> int:

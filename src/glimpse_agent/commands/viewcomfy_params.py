@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import argparse
 
-from glimpse_agent.imaging.viewcomfy_params import main as params_main
+from glimpse_agent.imaging.backends.viewcomfy_params import main as params_main
 
 
 def main(args: argparse.Namespace) -> int:

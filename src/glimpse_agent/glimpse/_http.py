@@ -13,12 +13,12 @@ from typing import Any, TypeVar
 import httpx
 from pydantic import BaseModel, ValidationError
 
-from glimpse_agent import safe_http
 from glimpse_agent.clock import Clock
 from glimpse_agent.errors import BadResponse
 from glimpse_agent.glimpse._errors import SERVICE, error_for_response, error_for_transport
 from glimpse_agent.glimpse.pages import Page, build_page
 from glimpse_agent.glimpse.ratelimit import RateLimitInfo, bucket_for, parse_rate_limit
+from glimpse_agent.http import safe as safe_http
 from glimpse_agent.logs import get_logger
 
 M = TypeVar("M", bound=BaseModel)

@@ -21,7 +21,7 @@ from glimpse_agent.imaging.base import (
     SpendBook,
 )
 from glimpse_agent.imaging.build import build_router
-from glimpse_agent.imaging.checks import MAX_POST_BYTES, PostImage, prepare_for_post
+from glimpse_agent.imaging.prepare import MAX_POST_BYTES, PostImage, prepare_for_post
 from glimpse_agent.imaging.progress import ProgressBar
 from glimpse_agent.imaging.router import ImageRouter
 

@@ -12,14 +12,14 @@ from glimpse_agent.clock import Clock
 from glimpse_agent.config import AgentConfig
 from glimpse_agent.errors import ConfigError, Problem
 from glimpse_agent.glimpse import GlimpseClient
+from glimpse_agent.imaging.backends.glif import GlifBackend
+from glimpse_agent.imaging.backends.glimpse_byok import GlimpseImagesBackend
+from glimpse_agent.imaging.backends.huggingface import HuggingFaceBackend
+from glimpse_agent.imaging.backends.local import LocalBackend
+from glimpse_agent.imaging.backends.openai_images import OpenAIImagesBackend
+from glimpse_agent.imaging.backends.viewcomfy import ViewComfyBackend
 from glimpse_agent.imaging.base import ImageBackend, ProgressCallback, SpendBook
-from glimpse_agent.imaging.glif import GlifBackend
-from glimpse_agent.imaging.glimpse_byok import GlimpseImagesBackend
-from glimpse_agent.imaging.huggingface import HuggingFaceBackend
-from glimpse_agent.imaging.local import LocalBackend
-from glimpse_agent.imaging.openai_images import OpenAIImagesBackend
 from glimpse_agent.imaging.router import Closer, ImageRouter
-from glimpse_agent.imaging.viewcomfy import ViewComfyBackend
 from glimpse_agent.persona import Persona
 
 

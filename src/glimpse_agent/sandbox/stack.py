@@ -14,17 +14,20 @@ from types import TracebackType
 from typing import Any
 
 from glimpse_agent.clock import SimulatedClock
-from glimpse_agent.sandbox import glif_app, hf_app, openai_images, viewcomfy_app
-from glimpse_agent.sandbox.glif_app import create_glif_app
-from glimpse_agent.sandbox.glimpse_app import API_ROOT, create_glimpse_app
-from glimpse_agent.sandbox.glimpse_world import GlimpseWorld
-from glimpse_agent.sandbox.hf_app import create_hf_app
-from glimpse_agent.sandbox.langflow_app import LangflowState, langflow_routes
-from glimpse_agent.sandbox.langflow_model import plausible_caption
+from glimpse_agent.sandbox.glimpse.app import API_ROOT, create_glimpse_app
+from glimpse_agent.sandbox.glimpse.world import GlimpseWorld
+from glimpse_agent.sandbox.images import glif as glif_app
+from glimpse_agent.sandbox.images import huggingface as hf_app
+from glimpse_agent.sandbox.images import openai as openai_images
+from glimpse_agent.sandbox.images import viewcomfy as viewcomfy_app
+from glimpse_agent.sandbox.images.glif import create_glif_app
+from glimpse_agent.sandbox.images.huggingface import create_hf_app
+from glimpse_agent.sandbox.images.openai import OpenAIImagesState, image_routes
+from glimpse_agent.sandbox.images.viewcomfy import create_viewcomfy_app
+from glimpse_agent.sandbox.langflow.app import LangflowState, langflow_routes
+from glimpse_agent.sandbox.langflow.model import plausible_caption
 from glimpse_agent.sandbox.openai_chat import ChatState, chat_routes
-from glimpse_agent.sandbox.openai_images import OpenAIImagesState, image_routes
 from glimpse_agent.sandbox.server import LoopbackServer
-from glimpse_agent.sandbox.viewcomfy_app import create_viewcomfy_app
 
 LANGFLOW_KEY = "lf-sandbox-key-0001"
 CHAT_KEY = "sk-sandbox-chat-0001"

@@ -25,7 +25,7 @@ from glimpse_agent.config import AgentConfig
 from glimpse_agent.errors import ConfigError, Problem, ServiceError, Unavailable
 from glimpse_agent.logs import get_logger
 from glimpse_agent.persona import Persona
-from glimpse_agent.planning.ideas import PastIdea, is_repeat
+from glimpse_agent.planner.ideas import PastIdea, is_repeat
 from glimpse_agent.writing.base import Caption, CaptionRequest, CaptionSource, GlimpseHelpers
 from glimpse_agent.writing.chain import CaptionChain, GlimpseCaptionSource, TemplateCaptionSource
 from glimpse_agent.writing.langflow import LangflowCaptioner, tweak_map_problems
