@@ -161,9 +161,14 @@ async def test_unreachable_endpoint_is_unavailable(make: Any) -> None:
         await make(base_url="http://127.0.0.1:9/x").generate(REQ)
 
 
-async def test_check_with_an_endpoint_only_loads_the_sdk(make: Any) -> None:
+async def test_check_with_an_endpoint_only_loads_the_sdk(
+    hf: tuple[HFState, str], make: Any
+) -> None:
     """check() for an endpoint URL builds the client and passes without a billed call."""
-    await make().check()
+    backend = make()
+    await backend.check()
+    assert backend._client is not None  # the SDK's client was built
+    assert hf[0].requests == []  # and no image was asked for (an image is the billed call)
 
 
 async def test_200_with_an_error_body_is_a_bad_response(hf: tuple[HFState, str], make: Any) -> None:
