@@ -19,7 +19,7 @@ from glimpse_agent.sandbox.images import openai as openai_images
 from glimpse_agent.sandbox.images import viewcomfy as viewcomfy_app
 from glimpse_agent.sandbox.langflow.app import LangflowState, create_langflow_app
 from glimpse_agent.sandbox.openai_chat import ChatState, create_openai_chat_app
-from glimpse_agent.sandbox.server import LoopbackServer
+from glimpse_agent.sandbox.server import LoopbackServer, LoopbackServers
 from glimpse_agent.sandbox.toml_writer import write_agent_toml
 
 GLIMPSE_KEY_NAME = "aurora"
@@ -51,11 +51,11 @@ class Services:
             "langflow": create_langflow_app(self.langflow),
             "chat": create_openai_chat_app(self.chat),
         }
-        self.servers = {name: LoopbackServer(app) for name, app in apps.items()}
+        self.servers = LoopbackServers(apps)
         self.host = GlimpseHost()
 
     def url(self, name: str) -> str:
-        return self.servers[name].url
+        return self.servers.url(name)
 
     def config(self, glimpse: GlimpseSandbox, glimpse_key: str | None) -> dict[str, Any]:
         """agent.toml (as a dict) using every service, with the right keys."""
@@ -143,17 +143,12 @@ def line_of(out: str, item: str) -> str:
 @pytest.fixture(scope="module")
 def services() -> Iterator[Services]:
     svc = Services()
-    started: list[LoopbackServer] = []
-    try:
-        for server in svc.servers.values():
-            started.append(server.start())
-        with svc.host:
+    with svc.servers, svc.host:
+        try:
             yield svc
-    finally:
-        svc.langflow.release()
-        svc.chat.release()
-        for server in started:
-            server.stop()
+        finally:  # end any slow answer before the servers stop
+            svc.langflow.release()
+            svc.chat.release()
 
 
 @pytest.fixture

@@ -22,7 +22,6 @@ import pytest
 from glimpse_agent.sandbox.glimpse.testing import GlimpseSandbox, glimpse_sandbox
 from glimpse_agent.sandbox.images import huggingface as hf_app
 from glimpse_agent.sandbox.images import openai as openai_images
-from glimpse_agent.sandbox.server import LoopbackServer
 from glimpse_agent.sandbox.toml_writer import write_agent_toml
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -81,12 +80,8 @@ def glimpse() -> Iterator[GlimpseSandbox]:
 
 
 @pytest.fixture(scope="module")
-def sdk_urls() -> Iterator[dict[str, str]]:
-    with (
-        LoopbackServer(openai_images.create_openai_images_app()) as oa,
-        LoopbackServer(hf_app.create_hf_app()) as hf,
-    ):
-        yield {"openai": f"{oa.url}/v1", "huggingface": f"{hf.url}/models/{hf_app.MODEL}"}
+def sdk_urls(oa_server: tuple[Any, str], hf_server: tuple[Any, str]) -> dict[str, str]:
+    return {"openai": f"{oa_server[1]}/v1", "huggingface": f"{hf_server[1]}/models/{hf_app.MODEL}"}
 
 
 OFFLINE_SECTIONS: dict[str, dict[str, Any]] = {
