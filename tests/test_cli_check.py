@@ -3,7 +3,6 @@ exit 0 only when all pass, the failing one named, never a secret printed, nothin
 
 from __future__ import annotations
 
-import json
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -20,7 +19,8 @@ from glimpse_agent.sandbox.images import openai as openai_images
 from glimpse_agent.sandbox.images import viewcomfy as viewcomfy_app
 from glimpse_agent.sandbox.langflow.app import LangflowState, create_langflow_app
 from glimpse_agent.sandbox.openai_chat import ChatState, create_openai_chat_app
-from glimpse_agent.sandbox.server import LoopbackServer
+from glimpse_agent.sandbox.server import LoopbackServer, LoopbackServers
+from glimpse_agent.sandbox.toml_writer import write_agent_toml
 
 GLIMPSE_KEY_NAME = "aurora"
 LANGFLOW_KEY = "lf-check-key-000001"
@@ -51,11 +51,11 @@ class Services:
             "langflow": create_langflow_app(self.langflow),
             "chat": create_openai_chat_app(self.chat),
         }
-        self.servers = {name: LoopbackServer(app) for name, app in apps.items()}
+        self.servers = LoopbackServers(apps)
         self.host = GlimpseHost()
 
     def url(self, name: str) -> str:
-        return self.servers[name].url
+        return self.servers.url(name)
 
     def config(self, glimpse: GlimpseSandbox, glimpse_key: str | None) -> dict[str, Any]:
         """agent.toml (as a dict) using every service, with the right keys."""
@@ -123,32 +123,9 @@ def secrets_of(raw: dict[str, Any]) -> list[str]:
     return found
 
 
-def _toml_value(value: Any) -> str:
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, int | float):
-        return str(value)
-    if isinstance(value, list):
-        return "[" + ", ".join(_toml_value(v) for v in value) + "]"
-    return json.dumps(str(value))
-
-
-def to_toml(data: dict[str, Any], prefix: str = "") -> str:
-    """Enough TOML for these configs: scalars and lists first, then sub-tables."""
-    lines = [f"{k} = {_toml_value(v)}" for k, v in data.items() if not isinstance(v, dict)]
-    out = "\n".join(lines) + "\n"
-    for k, v in data.items():
-        if isinstance(v, dict):
-            name = f"{prefix}.{k}" if prefix else k
-            out += f"\n[{name}]\n" + to_toml(v, name)
-    return out
-
-
 def write_config(tmp_path: Path, raw: dict[str, Any]) -> Path:
     (tmp_path / "persona.toml").write_text(PERSONA, encoding="utf-8")
-    path = tmp_path / "agent.toml"
-    path.write_text(to_toml(raw), encoding="utf-8")
-    return path
+    return write_agent_toml(tmp_path / "agent.toml", raw)
 
 
 def run_check(path: Path, capsys: pytest.CaptureFixture[str]) -> tuple[int, str, str]:
@@ -166,17 +143,12 @@ def line_of(out: str, item: str) -> str:
 @pytest.fixture(scope="module")
 def services() -> Iterator[Services]:
     svc = Services()
-    started: list[LoopbackServer] = []
-    try:
-        for server in svc.servers.values():
-            started.append(server.start())
-        with svc.host:
+    with svc.servers, svc.host:
+        try:
             yield svc
-    finally:
-        svc.langflow.release()
-        svc.chat.release()
-        for server in started:
-            server.stop()
+        finally:  # end any slow answer before the servers stop
+            svc.langflow.release()
+            svc.chat.release()
 
 
 @pytest.fixture

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import base64
 import io
-from collections.abc import Iterator
+from collections.abc import Callable
 from typing import Any
 
 import httpx
@@ -28,7 +28,6 @@ from glimpse_agent.errors import (
 from glimpse_agent.glimpse import GlimpseClient, GlimpseTimeout, Page, Post
 from glimpse_agent.sandbox.glimpse.testing import GlimpseSandbox
 from glimpse_agent.sandbox.images.pictures import png_for
-from glimpse_agent.sandbox.server import LoopbackServer
 
 IMG = "https://images.example/a.png"
 
@@ -465,11 +464,11 @@ async def _scripted(request: Request) -> Response:
 
 
 @pytest.fixture(scope="module")
-def odd_server() -> Iterator[str]:
+def odd_server(serve_module: Callable[[Any], str]) -> str:
     """A tiny server that answers whatever the test scripted, shapes a real server might use."""
-    app = Starlette(routes=[Route("/{path:path}", _scripted, methods=["GET", "POST"])])
-    with LoopbackServer(app) as server:
-        yield server.url
+    return serve_module(
+        Starlette(routes=[Route("/{path:path}", _scripted, methods=["GET", "POST"])])
+    )
 
 
 def script(path: str, body: Any, status: int = 200, **headers: str) -> None:

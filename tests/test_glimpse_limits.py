@@ -4,7 +4,6 @@ daily windows that reset at midnight UTC. Time moves on the simulated clock only
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -16,22 +15,10 @@ from glimpse_agent.clock import utc
 from glimpse_agent.errors import Conflict, RateLimited, Rejected
 from glimpse_agent.glimpse import GlimpseClient, RateLimitInfo, bucket_for
 from glimpse_agent.glimpse.ratelimit import parse_instant, parse_retry_after
-from glimpse_agent.sandbox.glimpse.testing import GlimpseHost, GlimpseSandbox
+from glimpse_agent.sandbox.glimpse.testing import GlimpseSandbox
 
 IMG = "https://images.example/a.png"
 PROVIDER = {"X-Image-Provider": "huggingface", "X-Image-Key": "hf_limits_test_key"}
-
-
-@pytest.fixture(scope="module")
-def host() -> Iterator[GlimpseHost]:
-    with GlimpseHost() as h:
-        yield h
-
-
-@pytest.fixture
-def glimpse(host: GlimpseHost) -> Iterator[GlimpseSandbox]:
-    with host.serve(population=0) as sandbox:  # starts Monday 09:00 UTC
-        yield sandbox
 
 
 @dataclass

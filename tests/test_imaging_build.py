@@ -14,6 +14,7 @@ from typing import Any
 import httpx
 import pytest
 import structlog
+from starlette.applications import Starlette
 
 from glimpse_agent.clock import SimulatedClock, utc
 from glimpse_agent.config import AgentConfig, parse_config
@@ -25,7 +26,6 @@ from glimpse_agent.sandbox.images import huggingface as hf_app
 from glimpse_agent.sandbox.images import openai as openai_images
 from glimpse_agent.sandbox.images import viewcomfy as viewcomfy_app
 from glimpse_agent.sandbox.images.faults import Faults
-from glimpse_agent.sandbox.server import LoopbackServer
 
 REQ = ImageRequest(prompt="a paper boat", persona="aurora")
 PERSONA = Persona(name="aurora", topics=["the sea"], budget_usd_per_day=1.0)
@@ -44,17 +44,17 @@ class MemorySpend:
         self.records.append((amount_usd, backend))
 
 
-class Emulators:
-    """Every image emulator, each on its own loopback port."""
+Served = tuple[Starlette, str]
 
-    def __init__(self) -> None:
-        self.glif = glif_app.create_glif_app()
-        self.viewcomfy = viewcomfy_app.create_viewcomfy_app()
-        self.hf = hf_app.create_hf_app()
-        self.openai = openai_images.create_openai_images_app()
-        self.servers = [
-            LoopbackServer(app) for app in (self.glif, self.viewcomfy, self.hf, self.openai)
-        ]
+
+class Emulators:
+    """Every image emulator, each on its own loopback port: ``(app, url)`` of each."""
+
+    def __init__(self, glif: Served, viewcomfy: Served, hf: Served, openai: Served) -> None:
+        self.glif, self.viewcomfy, self.hf, self.openai = (
+            app for app, _ in (glif, viewcomfy, hf, openai)
+        )
+        self.urls = [url for _, url in (glif, viewcomfy, hf, openai)]
 
     def reset(self) -> None:
         """Fresh emulator states (no faults, no history) for the next test."""
@@ -68,7 +68,7 @@ class Emulators:
         self.hf.state.hf.faults.release()
 
     def images_section(self, order: list[str], glif_id: str = "glif-schnell") -> dict[str, Any]:
-        glif, vc, hf, oa = (s.url for s in self.servers)
+        glif, vc, hf, oa = self.urls
         return {
             "order": order,
             "glif": {
@@ -97,13 +97,10 @@ class Emulators:
 
 
 @pytest.fixture(scope="module")
-def emulators() -> Iterator[Emulators]:
-    emus = Emulators()
-    for server in emus.servers:
-        server.start()
-    yield emus
-    for server in emus.servers:
-        server.stop()
+def emulators(
+    glif_server: Served, vc_server: Served, hf_server: Served, oa_server: Served
+) -> Emulators:
+    return Emulators(glif_server, vc_server, hf_server, oa_server)
 
 
 @pytest.fixture(autouse=True)

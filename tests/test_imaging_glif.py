@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 from typing import Any
 
 import httpx
 import pytest
 from starlette.applications import Starlette
 
-from glimpse_agent.clock import SimulatedClock, utc
+from glimpse_agent.clock import SimulatedClock
 from glimpse_agent.config import GlifSection
 from glimpse_agent.errors import (
     BadResponse,
@@ -27,8 +27,7 @@ from glimpse_agent.imaging.backends.glif import (
 )
 from glimpse_agent.imaging.base import ImageRequest
 from glimpse_agent.imaging.prepare import sniff_mime
-from glimpse_agent.sandbox.images.glif import TOKEN, GlifState, create_glif_app
-from glimpse_agent.sandbox.server import LoopbackServer
+from glimpse_agent.sandbox.images.glif import TOKEN, GlifState
 
 
 class Glif:
@@ -48,30 +47,12 @@ class Glif:
         return GlifSection.model_validate(values)
 
 
-@pytest.fixture(scope="module")
-def glif_server() -> Iterator[tuple[Starlette, str]]:
-    app = create_glif_app()
-    with LoopbackServer(app) as server:
-        yield app, server.url
-
-
 @pytest.fixture
 def glif(glif_server: tuple[Starlette, str]) -> Iterator[Glif]:
     app, url = glif_server
     state = app.state.glif = GlifState()
     yield Glif(state, url)
     state.faults.release()
-
-
-@pytest.fixture
-async def http() -> AsyncIterator[httpx.AsyncClient]:
-    async with httpx.AsyncClient(verify=False) as client:
-        yield client
-
-
-@pytest.fixture
-def clock() -> SimulatedClock:
-    return SimulatedClock(utc(2026, 3, 1, 12))
 
 
 def backend(

@@ -27,9 +27,8 @@ from glimpse_agent.imaging.base import GeneratedImage, ImageRequest
 from glimpse_agent.imaging.prepare import sniff_mime
 from glimpse_agent.imaging.router import ImageRouter
 from glimpse_agent.persona import Persona
-from glimpse_agent.sandbox.glimpse.app import create_glimpse_app
+from glimpse_agent.sandbox.glimpse.testing import GlimpseHost
 from glimpse_agent.sandbox.glimpse.world import GlimpseWorld
-from glimpse_agent.sandbox.server import LoopbackServer
 
 REQ = ImageRequest(prompt="a lantern festival", persona="aurora")
 HF_KEY = "hf_userkey000000001"
@@ -50,11 +49,10 @@ class Glimpse:
 
 
 @pytest.fixture
-def glimpse() -> Iterator[Glimpse]:
-    world = GlimpseWorld(SimulatedClock(utc(2026, 3, 2, 9)), seed=1, population=0)
-    with LoopbackServer(create_glimpse_app(world)) as server:
-        agent_id, key = world.create_agent("aurora")
-        yield Glimpse(world, f"{server.url}/api/v1", agent_id, key)
+def glimpse(host: GlimpseHost) -> Iterator[Glimpse]:
+    with host.serve(start=utc(2026, 3, 2, 9), seed=1, population=0) as sandbox:
+        agent_id, key = sandbox.world.create_agent("aurora")
+        yield Glimpse(sandbox.world, sandbox.base_url, agent_id, key)
 
 
 @pytest.fixture

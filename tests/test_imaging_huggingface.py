@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 from starlette.applications import Starlette
 
-from glimpse_agent.clock import SimulatedClock, utc
+from glimpse_agent.clock import SimulatedClock
 from glimpse_agent.config import HuggingFaceSection
 from glimpse_agent.errors import (
     BadResponse,
@@ -26,17 +26,9 @@ from glimpse_agent.errors import (
 from glimpse_agent.imaging.backends.huggingface import HuggingFaceBackend
 from glimpse_agent.imaging.base import ImageRequest
 from glimpse_agent.imaging.prepare import image_size, sniff_mime
-from glimpse_agent.sandbox.images.huggingface import MODEL, TOKEN, HFState, create_hf_app
-from glimpse_agent.sandbox.server import LoopbackServer
+from glimpse_agent.sandbox.images.huggingface import MODEL, TOKEN, HFState
 
 REQ = ImageRequest(prompt="a cat sorcerer", seed=11, persona="aurora")
-
-
-@pytest.fixture(scope="module")
-def hf_server() -> Iterator[tuple[Starlette, str]]:
-    app = create_hf_app()
-    with LoopbackServer(app) as server:
-        yield app, server.url
 
 
 @pytest.fixture
@@ -45,11 +37,6 @@ def hf(hf_server: tuple[Starlette, str]) -> Iterator[tuple[HFState, str]]:
     state = app.state.hf = HFState()
     yield state, url
     state.faults.release()
-
-
-@pytest.fixture
-def clock() -> SimulatedClock:
-    return SimulatedClock(utc(2026, 3, 1, 12))
 
 
 @pytest.fixture
@@ -161,9 +148,14 @@ async def test_unreachable_endpoint_is_unavailable(make: Any) -> None:
         await make(base_url="http://127.0.0.1:9/x").generate(REQ)
 
 
-async def test_check_with_an_endpoint_only_loads_the_sdk(make: Any) -> None:
+async def test_check_with_an_endpoint_only_loads_the_sdk(
+    hf: tuple[HFState, str], make: Any
+) -> None:
     """check() for an endpoint URL builds the client and passes without a billed call."""
-    await make().check()
+    backend = make()
+    await backend.check()
+    assert backend._client is not None  # the SDK's client was built
+    assert hf[0].requests == []  # and no image was asked for (an image is the billed call)
 
 
 async def test_200_with_an_error_body_is_a_bad_response(hf: tuple[HFState, str], make: Any) -> None:

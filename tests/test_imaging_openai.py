@@ -7,8 +7,9 @@ from typing import Any
 
 import httpx
 import pytest
+from starlette.applications import Starlette
 
-from glimpse_agent.clock import SimulatedClock, utc
+from glimpse_agent.clock import SimulatedClock
 from glimpse_agent.config import OpenAIImagesSection
 from glimpse_agent.errors import (
     BadResponse,
@@ -26,32 +27,19 @@ from glimpse_agent.sandbox.images.faults import Faults
 from glimpse_agent.sandbox.images.openai import (
     API_KEY,
     OpenAIImagesState,
-    create_openai_images_app,
 )
-from glimpse_agent.sandbox.server import LoopbackServer
 
 REQ = ImageRequest(prompt="a cat sorcerer", persona="aurora")
 
 
-@pytest.fixture(scope="module")
-def oa_server() -> Iterator[tuple[OpenAIImagesState, str]]:
-    app = create_openai_images_app()
-    with LoopbackServer(app) as server:
-        yield app.state.openai_images, server.url
-
-
 @pytest.fixture
-def oa(oa_server: tuple[OpenAIImagesState, str]) -> Iterator[tuple[OpenAIImagesState, str]]:
-    state, url = oa_server
+def oa(oa_server: tuple[Starlette, str]) -> Iterator[tuple[OpenAIImagesState, str]]:
+    app, url = oa_server
+    state: OpenAIImagesState = app.state.openai_images
     # The routes are bound to this state object: give it fresh parts for each test.
     state.faults, state.requests, state.keys = Faults(), [], {API_KEY}
     yield state, url
     state.faults.release()
-
-
-@pytest.fixture
-def clock() -> SimulatedClock:
-    return SimulatedClock(utc(2026, 3, 1, 12))
 
 
 @pytest.fixture

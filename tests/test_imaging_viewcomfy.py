@@ -6,7 +6,7 @@ from __future__ import annotations
 import io
 import json
 from collections import deque
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -28,10 +28,8 @@ from glimpse_agent.sandbox.images.viewcomfy import (
     CLIENT_ID,
     CLIENT_SECRET,
     ViewComfyState,
-    create_viewcomfy_app,
     default_workflow,
 )
-from glimpse_agent.sandbox.server import LoopbackServer
 
 REQ = ImageRequest(prompt="a cat sorcerer", persona="aurora")
 
@@ -53,30 +51,12 @@ class VC:
         return ViewComfySection.model_validate(values)
 
 
-@pytest.fixture(scope="module")
-def vc_server() -> Iterator[tuple[Starlette, str]]:
-    app = create_viewcomfy_app()
-    with LoopbackServer(app) as server:
-        yield app, server.url
-
-
 @pytest.fixture
 def vc(vc_server: tuple[Starlette, str]) -> Iterator[VC]:
     app, url = vc_server
     state = app.state.viewcomfy = ViewComfyState()
     yield VC(state, url)
     state.faults.release()
-
-
-@pytest.fixture
-async def http() -> AsyncIterator[httpx.AsyncClient]:
-    async with httpx.AsyncClient(verify=False) as client:
-        yield client
-
-
-@pytest.fixture
-def clock() -> SimulatedClock:
-    return SimulatedClock(utc(2026, 3, 1, 12))
 
 
 def backend(

@@ -22,7 +22,7 @@ import pytest
 from glimpse_agent.sandbox.glimpse.testing import GlimpseSandbox, glimpse_sandbox
 from glimpse_agent.sandbox.images import huggingface as hf_app
 from glimpse_agent.sandbox.images import openai as openai_images
-from glimpse_agent.sandbox.server import LoopbackServer
+from glimpse_agent.sandbox.toml_writer import write_agent_toml
 
 ROOT = Path(__file__).resolve().parents[1]
 SDKS = ("openai", "huggingface_hub", "httpx2")
@@ -73,29 +73,6 @@ CHILD = textwrap.dedent(
 )
 
 
-def _toml_value(value: Any) -> str:
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, int | float):
-        return str(value)
-    if isinstance(value, str):
-        return json.dumps(value)
-    if isinstance(value, list):
-        return "[" + ", ".join(_toml_value(v) for v in value) + "]"
-    raise TypeError(f"no TOML for {value!r}")
-
-
-def write_agent_toml(path: Path, tables: dict[str, dict[str, Any]]) -> Path:
-    """Write ``{"": top-level keys, "images.openai": {...}, ...}`` as an agent.toml."""
-    lines: list[str] = []
-    for table, values in tables.items():
-        if table:
-            lines.append(f"\n[{table}]")
-        lines += [f"{key} = {_toml_value(value)}" for key, value in values.items()]
-    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
-    return path
-
-
 @pytest.fixture(scope="module")
 def glimpse() -> Iterator[GlimpseSandbox]:
     with glimpse_sandbox(population=4) as sandbox:
@@ -103,37 +80,33 @@ def glimpse() -> Iterator[GlimpseSandbox]:
 
 
 @pytest.fixture(scope="module")
-def sdk_urls() -> Iterator[dict[str, str]]:
-    with (
-        LoopbackServer(openai_images.create_openai_images_app()) as oa,
-        LoopbackServer(hf_app.create_hf_app()) as hf,
-    ):
-        yield {"openai": f"{oa.url}/v1", "huggingface": f"{hf.url}/models/{hf_app.MODEL}"}
+def sdk_urls(oa_server: tuple[Any, str], hf_server: tuple[Any, str]) -> dict[str, str]:
+    return {"openai": f"{oa_server[1]}/v1", "huggingface": f"{hf_server[1]}/models/{hf_app.MODEL}"}
 
 
 OFFLINE_SECTIONS: dict[str, dict[str, Any]] = {
-    # Configured but never called: the point is that building them pulls in no SDK.
-    "images.glif": {
+    # [images.<key>] sections, configured but never called: building them pulls in no SDK.
+    "glif": {
         "token": "glif-token",
         "glif_id": "g",
         "base_url": "http://127.0.0.1:9",
         "api_url": "http://127.0.0.1:9/api",
     },
-    "images.viewcomfy": {"url": "http://127.0.0.1:9", "client_id": "a", "client_secret": "b"},
-    "images.glimpse": {"provider": "huggingface", "api_key": "hf_byok_token"},
+    "viewcomfy": {"url": "http://127.0.0.1:9", "client_id": "a", "client_secret": "b"},
+    "glimpse": {"provider": "huggingface", "api_key": "hf_byok_token"},
 }
 
 
 def sdk_sections(urls: dict[str, str]) -> dict[str, dict[str, Any]]:
     """[images.openai] and [images.huggingface] pointed at the emulators."""
     return {
-        "images.openai": {
+        "openai": {
             "api_key": openai_images.API_KEY,
             "base_url": urls["openai"],
             "quality": "low",
             "timeout": 10,
         },
-        "images.huggingface": {
+        "huggingface": {
             "token": hf_app.TOKEN,
             "base_url": urls["huggingface"],
             "width": 256,
@@ -153,15 +126,14 @@ def agent_config(
     template captions only, no [llm]."""
     persona = shutil.copy(ROOT / "personas" / "aurora.toml", tmp_path / "aurora.toml")
     _, key = glimpse.world.create_agent(f"lazy{uuid.uuid4().hex[:10]}")
-    tables: dict[str, dict[str, Any]] = {
-        "": {"persona": str(persona), "state_dir": str(tmp_path / "state")},
+    raw: dict[str, Any] = {
+        "persona": str(persona),
+        "state_dir": str(tmp_path / "state"),
         "glimpse": {"base_url": glimpse.base_url, "api_key": key, "timeout": 10},
-        "images": {"order": order},
-        "images.local": {"width": 64, "height": 64},
-        **(sections or {}),
+        "images": {"order": order, "local": {"width": 64, "height": 64}, **(sections or {})},
         "captions": {"order": ["template"]},
     }
-    return write_agent_toml(tmp_path / "agent.toml", tables)
+    return write_agent_toml(tmp_path / "agent.toml", raw)
 
 
 def run_child(tmp_path: Path, config: Path, *, generate: list[str], post: bool) -> dict[str, Any]:

@@ -7,7 +7,8 @@ from __future__ import annotations
 import io
 import logging
 import traceback
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from typing import Any
 
 import pytest
 import structlog
@@ -26,9 +27,8 @@ from glimpse_agent.errors import (
 )
 from glimpse_agent.glimpse import GlimpseClient
 from glimpse_agent.logs import configure_logging
-from glimpse_agent.sandbox.glimpse.testing import GlimpseSandbox, glimpse_sandbox
+from glimpse_agent.sandbox.glimpse.testing import GlimpseSandbox
 from glimpse_agent.sandbox.images.pictures import png_for
-from glimpse_agent.sandbox.server import LoopbackServer
 
 MARK = "CANARY"
 GLM = "glm_CANARYglimpse0123456789abcdef"
@@ -55,12 +55,6 @@ def log_buffer() -> Iterator[io.StringIO]:
     structlog.reset_defaults()
 
 
-@pytest.fixture
-def glimpse() -> Iterator[GlimpseSandbox]:
-    with glimpse_sandbox(population=0) as sandbox:
-        yield sandbox
-
-
 async def _echo(request: Request) -> JSONResponse:
     """A careless server that quotes the request's credentials back in its error."""
     quoted = f"{request.headers.get('authorization')} / {request.headers.get('x-image-key')}"
@@ -70,10 +64,8 @@ async def _echo(request: Request) -> JSONResponse:
 
 
 @pytest.fixture
-def echo_server() -> Iterator[str]:
-    app = Starlette(routes=[Route("/{path:path}", _echo, methods=["GET", "POST", "PUT"])])
-    with LoopbackServer(app) as server:
-        yield server.url
+def echo_server(serve: Callable[[Any], str]) -> str:
+    return serve(Starlette(routes=[Route("/{path:path}", _echo, methods=["GET", "POST", "PUT"])]))
 
 
 def _assert_clean(text: str, what: str) -> None:

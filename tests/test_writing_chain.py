@@ -4,7 +4,7 @@ missing sources are skipped with a log line; the template always answers."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -21,7 +21,7 @@ from glimpse_agent.config import (
 from glimpse_agent.errors import Unavailable
 from glimpse_agent.persona import Persona
 from glimpse_agent.sandbox.langflow.app import LangflowState, create_langflow_app
-from glimpse_agent.sandbox.openai_chat import ChatState, create_openai_chat_app
+from glimpse_agent.sandbox.openai_chat import ChatState
 from glimpse_agent.sandbox.server import LoopbackServer
 from glimpse_agent.writing import CaptionRequest, Writing, build_writing
 
@@ -61,27 +61,27 @@ class FakeGlimpse:
 
 
 @pytest.fixture
-def langflow() -> Iterator[tuple[LangflowState, str]]:
+def state() -> LangflowState:
     state = LangflowState()
     state.add_flow(endpoint_name="caption")
     state.add_flow(endpoint_name="linky", reply="Sunset! More at https://evil.example/win")
     state.add_flow(endpoint_name="broken", fail=True)
-    server = LoopbackServer(create_langflow_app(state)).start()
-    try:
-        yield state, server.url
-    finally:
-        state.release()
-        server.stop()
+    return state
 
 
 @pytest.fixture
-def llm_url() -> Iterator[str]:
-    state = ChatState(api_key=LLM_KEY)
-    server = LoopbackServer(create_openai_chat_app(state)).start()
-    try:
-        yield server.url + "/v1"
-    finally:
-        server.stop()
+def langflow(state: LangflowState, base_url: str) -> tuple[LangflowState, str]:
+    return state, base_url
+
+
+@pytest.fixture
+def chat_state() -> ChatState:
+    return ChatState(api_key=LLM_KEY)
+
+
+@pytest.fixture
+def llm_url(chat: tuple[ChatState, str]) -> str:
+    return chat[1]
 
 
 def build(

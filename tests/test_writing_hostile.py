@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -24,7 +23,6 @@ from glimpse_agent.persona import Persona
 from glimpse_agent.sandbox.langflow.app import LangflowState, create_langflow_app
 from glimpse_agent.sandbox.openai_chat import (
     ChatState,
-    create_openai_chat_app,
     disguising_responder,
     obedient_responder,
     plausible_responder,
@@ -54,13 +52,8 @@ _LINK = re.compile(r"https?://|www\.|\.example\b|\bdot (com|io)\b|bit\.ly", re.I
 
 
 @pytest.fixture
-def chat() -> Iterator[tuple[ChatState, str]]:
-    state = ChatState(api_key=LLM_KEY, responder=obedient_responder)
-    server = LoopbackServer(create_openai_chat_app(state)).start()
-    try:
-        yield state, server.url + "/v1"
-    finally:
-        server.stop()
+def chat_state() -> ChatState:
+    return ChatState(api_key=LLM_KEY, responder=obedient_responder)
 
 
 def writing_for(llm_url: str, langflow_url: str | None = None) -> Writing:

@@ -5,7 +5,6 @@ error, timeouts and the image upload."""
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -53,22 +52,6 @@ def state() -> LangflowState:
     state.add_flow(flow_id=TEXT_FLOW_ID, endpoint_name="caption-text", output="text")
     state.add_flow(endpoint_name="broken", fail=True)
     return state
-
-
-@pytest.fixture
-def base_url(state: LangflowState) -> Iterator[str]:
-    server = LoopbackServer(create_langflow_app(state)).start()
-    try:
-        yield server.url
-    finally:
-        state.release()
-        server.stop()
-
-
-@pytest.fixture
-async def http() -> AsyncIterator[httpx.AsyncClient]:
-    async with httpx.AsyncClient() as client:
-        yield client
 
 
 def captioner(base_url: str, http: httpx.AsyncClient, **options: Any) -> LangflowCaptioner:

@@ -5,7 +5,7 @@ the safety filter."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
@@ -34,12 +34,6 @@ ANGLES = [
 def stack() -> Iterator[SandboxStack]:
     with SandboxStack(start=utc(2026, 3, 2)) as running:
         yield running
-
-
-@pytest.fixture
-async def http() -> AsyncIterator[httpx.AsyncClient]:
-    async with httpx.AsyncClient() as client:
-        yield client
 
 
 def captioner(stack: SandboxStack, persona: Persona, http: httpx.AsyncClient) -> LangflowCaptioner:

@@ -5,7 +5,6 @@ error details of every shape."""
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
 import httpx
@@ -14,8 +13,7 @@ import pytest
 from glimpse_agent.config import LangflowSection
 from glimpse_agent.errors import BadResponse, Unavailable
 from glimpse_agent.persona import Persona
-from glimpse_agent.sandbox.langflow.app import LangflowState, create_langflow_app
-from glimpse_agent.sandbox.server import LoopbackServer
+from glimpse_agent.sandbox.langflow.app import LangflowState
 from glimpse_agent.writing import CaptionRequest, LangflowCaptioner
 from glimpse_agent.writing.langflow.parse import (
     EventSplitter,
@@ -38,22 +36,6 @@ def state() -> LangflowState:
     state.add_flow(endpoint_name="text", output="text")
     state.add_flow(endpoint_name="broken", fail=True)
     return state
-
-
-@pytest.fixture
-def base_url(state: LangflowState) -> Iterator[str]:
-    server = LoopbackServer(create_langflow_app(state)).start()
-    try:
-        yield server.url
-    finally:
-        state.release()
-        server.stop()
-
-
-@pytest.fixture
-async def http() -> AsyncIterator[httpx.AsyncClient]:
-    async with httpx.AsyncClient() as client:
-        yield client
 
 
 async def stream_caption(base_url: str, http: httpx.AsyncClient, flow: str) -> str:

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import AsyncIterator, Iterator
 from datetime import UTC, datetime
 from typing import Any
 
@@ -19,8 +18,7 @@ from glimpse_agent.clock import SimulatedClock
 from glimpse_agent.config import LangflowSection
 from glimpse_agent.logs import get_logger
 from glimpse_agent.persona import Persona
-from glimpse_agent.sandbox.langflow.app import EmulatedFlow, LangflowState, create_langflow_app
-from glimpse_agent.sandbox.server import LoopbackServer
+from glimpse_agent.sandbox.langflow.app import EmulatedFlow, LangflowState
 from glimpse_agent.writing import CaptionRequest, LangflowCaptioner
 from glimpse_agent.writing.langflow.flows import (
     FlowIdLookup,
@@ -58,22 +56,6 @@ def state() -> LangflowState:
     state.add_flow(flow_id=OTHER_ID, endpoint_name="caption-text", output="text")
     state.add_flow(flow_id=FLOW_ID, endpoint_name="caption")
     return state
-
-
-@pytest.fixture
-def base_url(state: LangflowState) -> Iterator[str]:
-    server = LoopbackServer(create_langflow_app(state)).start()
-    try:
-        yield server.url
-    finally:
-        state.release()
-        server.stop()
-
-
-@pytest.fixture
-async def http() -> AsyncIterator[httpx.AsyncClient]:
-    async with httpx.AsyncClient() as client:
-        yield client
 
 
 def captioner(

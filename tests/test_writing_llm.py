@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -39,14 +38,8 @@ PERSONA = Persona(
 
 
 @pytest.fixture
-def chat() -> Iterator[tuple[ChatState, str]]:
-    state = ChatState(api_key=KEY)
-    server = LoopbackServer(create_openai_chat_app(state)).start()
-    try:
-        yield state, server.url + "/v1"
-    finally:
-        state.release()
-        server.stop()
+def chat_state() -> ChatState:
+    return ChatState(api_key=KEY)
 
 
 def section(url: str, **options: object) -> LLMSection:

@@ -5,7 +5,6 @@ still lets ordinary text through. Image prompts that only reword a recent one ar
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -14,8 +13,7 @@ import pytest
 from glimpse_agent.config import AgentConfig, CaptionsSection, LLMSection, SafetySection
 from glimpse_agent.persona import Persona
 from glimpse_agent.planner.ideas import PastIdea, is_repeat
-from glimpse_agent.sandbox.openai_chat import ChatState, create_openai_chat_app, fixed_responder
-from glimpse_agent.sandbox.server import LoopbackServer
+from glimpse_agent.sandbox.openai_chat import ChatState, fixed_responder
 from glimpse_agent.writing import SafetyFilter, build_writing
 
 SECRET = "sk-llm-SECRET-9f8e7d6c5b4a"
@@ -164,14 +162,8 @@ def test_quoted_orders_are_caught_in_any_quote_style(safety: SafetyFilter) -> No
 
 
 @pytest.fixture
-def chat() -> Iterator[tuple[ChatState, str]]:
-    state = ChatState(api_key="sk-bypass-llm-key-1")
-    server = LoopbackServer(create_openai_chat_app(state)).start()
-    try:
-        yield state, server.url + "/v1"
-    finally:
-        state.release()
-        server.stop()
+def chat_state() -> ChatState:
+    return ChatState(api_key="sk-bypass-llm-key-1")
 
 
 async def test_a_reworded_recent_prompt_is_a_repeat(chat: tuple[ChatState, str]) -> None:

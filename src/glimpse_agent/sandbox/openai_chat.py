@@ -18,7 +18,6 @@ filter (spaced-out or look-alike keys, defanged links).
 
 from __future__ import annotations
 
-import asyncio
 import json
 import re
 import threading
@@ -33,6 +32,9 @@ from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
+
+from glimpse_agent.sandbox.openai_errors import openai_error
+from glimpse_agent.sandbox.release import Release
 
 _FENCED = re.compile(r"<<<UNTRUSTED_\w+[^>]*>>>\n(.*?)\n<<<END_UNTRUSTED_\w+[^>]*>>>", re.S)
 _FIELD = re.compile(r"^(author|caption|comment|text):\s?", re.M)
@@ -214,7 +216,7 @@ class ChatState:
     replies: list[str] = field(default_factory=list)
     _faults: deque[_Fault] = field(default_factory=deque)
     _lock: threading.Lock = field(default_factory=threading.Lock)
-    _released: threading.Event = field(default_factory=threading.Event)
+    _release: Release = field(default_factory=Release)
 
     def fail(
         self,
@@ -240,28 +242,11 @@ class ChatState:
 
     def release(self) -> None:
         """End every current and future delay, so the server can stop at once."""
-        self._released.set()
+        self._release.set()
 
     async def wait(self) -> None:
-        for _ in range(int(self.delay / 0.02)):
-            if self._released.is_set():
-                return
-            await asyncio.sleep(0.02)
-
-
-def _openai_error(
-    status: int,
-    message: str,
-    *,
-    type_: str,
-    code: str | None = None,
-    headers: dict[str, str] | None = None,
-) -> JSONResponse:
-    return JSONResponse(
-        {"error": {"message": message, "type": type_, "param": None, "code": code}},
-        status_code=status,
-        headers=headers,
-    )
+        """Sleep ``delay`` seconds, waking early once released."""
+        await self._release.sleep(self.delay)
 
 
 def _bearer(request: Request) -> str | None:
@@ -271,12 +256,7 @@ def _bearer(request: Request) -> str | None:
 
 def _refused(state: ChatState, token: str | None) -> JSONResponse | None:
     if state.api_key is not None and token != state.api_key:
-        return _openai_error(
-            401,
-            "Incorrect API key provided.",
-            type_="invalid_request_error",
-            code="invalid_api_key",
-        )
+        return openai_error("Incorrect API key provided.", 401, code="invalid_api_key")
     return None
 
 
@@ -300,18 +280,10 @@ def chat_routes(state: ChatState) -> list[Route]:
         try:
             body = json.loads(await request.body())
         except ValueError:
-            return _openai_error(
-                400,
-                "We could not parse the JSON body of your request.",
-                type_="invalid_request_error",
-            )
+            return openai_error("We could not parse the JSON body of your request.", 400)
         messages = body.get("messages") if isinstance(body, dict) else None
         if not isinstance(messages, list) or not messages or not body.get("model"):
-            return _openai_error(
-                400,
-                "'model' and a non-empty 'messages' are required.",
-                type_="invalid_request_error",
-            )
+            return openai_error("'model' and a non-empty 'messages' are required.", 400)
         call = ChatCall(str(body["model"]), messages, token)
         with state._lock:
             state.calls.append(call)
@@ -320,8 +292,8 @@ def chat_routes(state: ChatState) -> list[Route]:
         if fault is not None:
             headers = {"retry-after": f"{fault.retry_after:g}"} if fault.retry_after else None
             kind = "rate_limit_error" if fault.status == 429 else "api_error"
-            return _openai_error(
-                fault.status, fault.message, type_=kind, code=fault.code, headers=headers
+            return openai_error(
+                fault.message, fault.status, type_=kind, code=fault.code, headers=headers
             )
         text = state.responder(call)
         with state._lock:

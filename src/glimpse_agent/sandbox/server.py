@@ -1,7 +1,10 @@
-"""Run an ASGI app on a loopback port in a background thread.
+"""Run ASGI apps on loopback ports in background threads.
 
     with LoopbackServer(app) as server:
         httpx.get(server.url + "/health")
+
+    with LoopbackServers({"glif": glif_app, "langflow": langflow_app}) as servers:
+        httpx.get(servers.url("glif") + "/health")
 
 The port is picked by the OS (bind to port 0) so parallel tests never collide.
 """
@@ -12,13 +15,37 @@ import asyncio
 import socket
 import threading
 import time
+from abc import ABC, abstractmethod
+from collections.abc import Mapping
 from types import TracebackType
-from typing import Any
+from typing import Any, Self
 
 import uvicorn
 
 
-class LoopbackServer:
+class Startable(ABC):
+    """Something that is started and stopped: ``with it:`` starts it and stops it when the
+    block ends, however it ends."""
+
+    @abstractmethod
+    def start(self) -> Self: ...
+
+    @abstractmethod
+    def stop(self) -> None: ...
+
+    def __enter__(self) -> Self:
+        return self.start()
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.stop()
+
+
+class LoopbackServer(Startable):
     """An ASGI app served over real HTTP on 127.0.0.1 from a daemon thread."""
 
     def __init__(self, app: Any, *, host: str = "127.0.0.1") -> None:
@@ -40,7 +67,7 @@ class LoopbackServer:
     def url(self) -> str:
         return f"http://{self.host}:{self.port}"
 
-    def start(self) -> LoopbackServer:
+    def start(self) -> Self:
         self._thread = threading.Thread(target=self._run, name=f"loopback-{self.port}", daemon=True)
         self._thread.start()
         deadline = time.monotonic() + 10
@@ -59,13 +86,30 @@ class LoopbackServer:
             self._thread.join(timeout=5)
         self._sock.close()
 
-    def __enter__(self) -> LoopbackServer:
-        return self.start()
 
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
+class LoopbackServers(Startable):
+    """Several apps, each on its own loopback port, started and stopped together."""
+
+    def __init__(self, apps: Mapping[str, Any]) -> None:
+        self.servers: dict[str, LoopbackServer] = {
+            name: LoopbackServer(app) for name, app in apps.items()
+        }
+
+    def url(self, name: str) -> str:
+        return self.servers[name].url
+
+    def start(self) -> Self:
+        """Start every server; if one fails to start, stop those already running."""
+        started: list[LoopbackServer] = []
+        try:
+            for server in self.servers.values():
+                started.append(server.start())
+        except BaseException:
+            for server in started:
+                server.stop()
+            raise
+        return self
+
+    def stop(self) -> None:
+        for server in self.servers.values():
+            server.stop()

@@ -10,8 +10,7 @@ from __future__ import annotations
 
 from datetime import datetime
 from pathlib import Path
-from types import TracebackType
-from typing import Any
+from typing import Any, Self
 
 from glimpse_agent.clock import SimulatedClock
 from glimpse_agent.sandbox.glimpse.app import API_ROOT, create_glimpse_app
@@ -27,7 +26,7 @@ from glimpse_agent.sandbox.images.viewcomfy import create_viewcomfy_app
 from glimpse_agent.sandbox.langflow.app import LangflowState, langflow_routes
 from glimpse_agent.sandbox.langflow.model import plausible_caption
 from glimpse_agent.sandbox.openai_chat import ChatState, chat_routes
-from glimpse_agent.sandbox.server import LoopbackServer
+from glimpse_agent.sandbox.server import LoopbackServers, Startable
 
 LANGFLOW_KEY = "lf-sandbox-key-0001"
 CHAT_KEY = "sk-sandbox-chat-0001"
@@ -37,7 +36,7 @@ CAPTION_PROMPT = (
 )
 
 
-class SandboxStack:
+class SandboxStack(Startable):
     """Glimpse (with a seeded crowd), Glif, ViewComfy, Langflow, Hugging Face and OpenAI
     (chat + images) emulators, each on its own loopback port."""
 
@@ -57,49 +56,33 @@ class SandboxStack:
         self.chat = ChatState(api_key=CHAT_KEY)
         self.images = OpenAIImagesState()
         openai_app = Starlette(routes=[*chat_routes(self.chat), *image_routes(self.images)])
-        self.servers: dict[str, LoopbackServer] = {
-            "glimpse": LoopbackServer(create_glimpse_app(self.world)),
-            "glif": LoopbackServer(create_glif_app()),
-            "viewcomfy": LoopbackServer(create_viewcomfy_app()),
-            "langflow": LoopbackServer(Starlette(routes=langflow_routes(self.langflow))),
-            "huggingface": LoopbackServer(create_hf_app()),
-            "openai": LoopbackServer(openai_app),
-        }
+        self._servers = LoopbackServers(
+            {
+                "glimpse": create_glimpse_app(self.world),
+                "glif": create_glif_app(),
+                "viewcomfy": create_viewcomfy_app(),
+                "langflow": Starlette(routes=langflow_routes(self.langflow)),
+                "huggingface": create_hf_app(),
+                "openai": openai_app,
+            }
+        )
+        self.servers = self._servers.servers
 
     @property
     def glimpse_url(self) -> str:
-        return self.servers["glimpse"].url + API_ROOT
+        return self.url("glimpse") + API_ROOT
 
     def url(self, name: str) -> str:
-        return self.servers[name].url
+        return self._servers.url(name)
 
-    def start(self) -> SandboxStack:
-        started: list[LoopbackServer] = []
-        try:
-            for server in self.servers.values():
-                started.append(server.start())
-        except BaseException:
-            for server in started:
-                server.stop()
-            raise
+    def start(self) -> Self:
+        self._servers.start()
         return self
 
     def stop(self) -> None:
         self.langflow.release()
         self.chat.release()
-        for server in self.servers.values():
-            server.stop()
-
-    def __enter__(self) -> SandboxStack:
-        return self.start()
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
+        self._servers.stop()
 
     def image_sections(self) -> dict[str, dict[str, Any]]:
         """``[images.*]`` sections pointing at the emulators (for every backend)."""

@@ -28,14 +28,13 @@ from collections.abc import Awaitable, Callable, Iterator, MutableMapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
-from types import TracebackType
-from typing import Any
+from typing import Any, Self
 
 from glimpse_agent.clock import SimulatedClock, utc
 from glimpse_agent.glimpse import GlimpseClient
 from glimpse_agent.sandbox.glimpse.app import API_ROOT, create_glimpse_app
 from glimpse_agent.sandbox.glimpse.world import GlimpseWorld
-from glimpse_agent.sandbox.server import LoopbackServer
+from glimpse_agent.sandbox.server import LoopbackServer, Startable
 
 #: A Monday morning, far from midnight UTC: daily limits do not reset by accident.
 DEFAULT_START = utc(2025, 3, 3, 9)
@@ -82,7 +81,7 @@ def _world(
     return GlimpseWorld(clock, seed=seed, population=population), clock
 
 
-class GlimpseHost:
+class GlimpseHost(Startable):
     """One loopback server for many worlds, one at a time (see the module docstring)."""
 
     def __init__(self) -> None:
@@ -93,16 +92,11 @@ class GlimpseHost:
     def url(self) -> str:
         return self._server.url
 
-    def __enter__(self) -> GlimpseHost:
+    def start(self) -> Self:
         self._server.start()
         return self
 
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
+    def stop(self) -> None:
         self._server.stop()
 
     @contextmanager
@@ -132,10 +126,8 @@ def glimpse_sandbox(
     population: int = 12,
 ) -> Iterator[GlimpseSandbox]:
     """A world with its own server, for the length of the block."""
-    world, clock = _world(clock, start, seed, population)
-    server = LoopbackServer(create_glimpse_app(world)).start()
-    try:
-        yield GlimpseSandbox(world, clock, server.url + API_ROOT)
-    finally:
-        world.faults.release()
-        server.stop()
+    with (
+        GlimpseHost() as host,
+        host.serve(clock, start=start, seed=seed, population=population) as sandbox,
+    ):
+        yield sandbox

@@ -11,8 +11,6 @@ import json
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from email.parser import BytesParser
-from email.policy import HTTP
 from typing import Any, Literal, TypeVar
 
 from starlette.datastructures import URL
@@ -25,6 +23,7 @@ from glimpse_agent.sandbox.glimpse.state import (
     GlimpseState,
     PostRec,
 )
+from glimpse_agent.sandbox.multipart import parse_multipart
 
 T = TypeVar("T")
 MAX_IMAGE_BYTES = 10 * 1024 * 1024
@@ -99,26 +98,11 @@ class Ctx:
 
 
 def parse_body(raw: bytes, content_type: str) -> tuple[Any, dict[str, bytes]]:
-    """``(json_or_form_fields, files)``. Multipart is parsed with the standard library's
-    e-mail parser (python-multipart is not a dependency of ours)."""
+    """``(json_or_form_fields, files)``."""
     if not raw.strip():
         return None, {}
     if content_type.startswith("multipart/form-data"):
-        message = BytesParser(policy=HTTP).parsebytes(
-            b"Content-Type: " + content_type.encode("latin-1") + b"\r\n\r\n" + raw
-        )
-        fields: dict[str, Any] = {}
-        files: dict[str, bytes] = {}
-        for part in message.iter_parts():
-            name = part.get_param("name", header="content-disposition")
-            payload = part.get_payload(decode=True)
-            if not isinstance(name, str) or not isinstance(payload, bytes):
-                continue
-            if part.get_filename() is not None:
-                files[name] = payload
-            else:
-                fields[name] = payload.decode("utf-8", "replace")
-        return fields, files
+        return parse_multipart(content_type, raw)
     try:
         return json.loads(raw), {}
     except ValueError:

@@ -29,6 +29,7 @@ from glimpse_agent.sandbox.glimpse.state import (
     CommentRec,
     GlimpseState,
     PostRec,
+    Reaction,
     StoredSettings,
 )
 from glimpse_agent.sandbox.glimpse.texts import HOSTILE_TEXTS
@@ -162,20 +163,17 @@ class GlimpseWorld:
 
     def likes_by(self, agent_id: str) -> list[str]:
         """Ids of the posts the agent currently likes, in the order liked."""
-        with self.lock:
-            found = [
-                r
-                for r in self.state.reactions.values()
-                if r.agent_id == agent_id and r.kind == "like"
-            ]
-            return [r.post_id for r in sorted(found, key=lambda r: r.seq)]
+        return self._reacted_by(agent_id, "like")
 
     def dislikes_by(self, agent_id: str) -> list[str]:
+        return self._reacted_by(agent_id, "dislike")
+
+    def _reacted_by(self, agent_id: str, kind: Reaction) -> list[str]:
         with self.lock:
             found = [
                 r
                 for r in self.state.reactions.values()
-                if r.agent_id == agent_id and r.kind == "dislike"
+                if r.agent_id == agent_id and r.kind == kind
             ]
             return [r.post_id for r in sorted(found, key=lambda r: r.seq)]
 

@@ -23,6 +23,7 @@ from starlette.routing import Route
 
 from glimpse_agent.sandbox.images.faults import Faults, generic_response
 from glimpse_agent.sandbox.images.pictures import png_for
+from glimpse_agent.sandbox.openai_errors import openai_error as _error
 
 API_KEY = "sk-sandbox-images-0001"
 IMAGE_MODELS = frozenset({"gpt-image-1.5", "gpt-image-2", "gpt-image-1-mini"})
@@ -47,22 +48,6 @@ class OpenAIImagesState:
     faults: Faults = field(default_factory=Faults)
     requests: list[dict[str, Any]] = field(default_factory=list)
     _lock: threading.Lock = field(default_factory=threading.Lock)
-
-
-def _error(
-    message: str,
-    status: int,
-    *,
-    type_: str = "invalid_request_error",
-    code: str | None = None,
-    param: str | None = None,
-    headers: dict[str, str] | None = None,
-) -> JSONResponse:
-    return JSONResponse(
-        {"error": {"message": message, "type": type_, "param": param, "code": code}},
-        status_code=status,
-        headers=headers,
-    )
 
 
 def _authorized(request: Request, state: OpenAIImagesState) -> bool:

@@ -18,8 +18,6 @@ import json
 import threading
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
-from email.parser import BytesParser
-from email.policy import HTTP
 from typing import Any
 from urllib.parse import parse_qsl
 
@@ -36,6 +34,7 @@ from glimpse_agent.sandbox.images.faults import (
     generic_response,
 )
 from glimpse_agent.sandbox.images.pictures import png_for
+from glimpse_agent.sandbox.multipart import parse_multipart
 
 CLIENT_ID = "vc-client-id-0001"
 CLIENT_SECRET = "vc-client-secret-0001"
@@ -125,21 +124,7 @@ def _state(request: Request) -> ViewComfyState:
 def parse_form(content_type: str, body: bytes) -> tuple[dict[str, str], dict[str, bytes]]:
     """Fields and file parts of a urlencoded or multipart body (stdlib only)."""
     if content_type.startswith("multipart/form-data"):
-        message = BytesParser(policy=HTTP).parsebytes(
-            b"Content-Type: " + content_type.encode("latin-1") + b"\r\n\r\n" + body
-        )
-        fields: dict[str, str] = {}
-        files: dict[str, bytes] = {}
-        for part in message.iter_parts():
-            name = part.get_param("name", header="content-disposition")
-            payload = part.get_payload(decode=True)
-            if not isinstance(name, str) or not isinstance(payload, bytes):
-                continue
-            if part.get_filename() is not None:
-                files[name] = payload
-            else:
-                fields[name] = payload.decode("utf-8")
-        return fields, files
+        return parse_multipart(content_type, body)
     return dict(parse_qsl(body.decode("utf-8"), keep_blank_values=True)), {}
 
 

@@ -4,13 +4,14 @@ the tweaks it is sent into its text (``render``). HTTP lives in ``langflow_app``
 
 from __future__ import annotations
 
-import asyncio
 import re
 import threading
 import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
+
+from glimpse_agent.sandbox.release import Release
 
 INPUT_TYPES = {"chat", "text", "any"}
 OUTPUT_TYPES = {"chat", "text", "any", "debug"}
@@ -92,7 +93,7 @@ class LangflowState:
         self.paginate: int | None = None  # set: GET /flows/ answers pages of this size
         self.memory: dict[str, list[str]] = {}  # session id -> the flow's last answers
         self._lock = threading.Lock()
-        self._released = threading.Event()
+        self._release = Release()
 
     def add_flow(self, *, flow_id: str | None = None, **options: Any) -> EmulatedFlow:
         flow = EmulatedFlow(id=flow_id or str(uuid.uuid4()), **options)
@@ -122,14 +123,11 @@ class LangflowState:
 
     def release(self) -> None:
         """End every current and future delay, so the server can stop at once."""
-        self._released.set()
+        self._release.set()
 
     async def wait(self) -> None:
-        """Sleep ``delay`` seconds in small steps, waking early once released."""
-        for _ in range(int(self.delay / 0.02)):
-            if self._released.is_set():
-                return
-            await asyncio.sleep(0.02)
+        """Sleep ``delay`` seconds, waking early once released."""
+        await self._release.sleep(self.delay)
 
 
 def render(
