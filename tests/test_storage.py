@@ -16,8 +16,8 @@ from typing import Any
 import pytest
 from tinydb import TinyDB
 
-from glimpse_agent.ledger import storage as storage_mod
 from glimpse_agent.errors import StateCorrupt, StateError, StateLocked
+from glimpse_agent.ledger import storage as storage_mod
 from glimpse_agent.ledger.storage import AtomicJSONStorage, StateLock, ensure_state_dir
 
 
