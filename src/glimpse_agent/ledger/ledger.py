@@ -52,8 +52,8 @@ def _forward(
 class Ledger:
     """The agent's durable memory on one state directory (see the package docstring).
 
-    Every method is thread-safe and returns only once its change is durable on disk;
-    ``transaction()`` groups several changes into one write.
+    Every method is thread-safe, and one that changes something returns only once the change is
+    durable on disk; ``transaction()`` groups several changes into one write.
     """
 
     def __init__(self, store: LedgerStore) -> None:
