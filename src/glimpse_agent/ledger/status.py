@@ -5,20 +5,37 @@ A plain JSON-able dict, so ``glimpse-agent status`` can print it as a table or a
 
 from __future__ import annotations
 
-from datetime import datetime
-from typing import TYPE_CHECKING, Any
+from datetime import date, datetime
+from typing import Any, Protocol
 
 from glimpse_agent import limits
-from glimpse_agent.ledger.records import iso, utc_day
+from glimpse_agent.ledger.records import ErrorEntry, Intent, OwnPost, iso, utc_day
+from glimpse_agent.ledger.storage import AtomicJSONStorage
 from glimpse_agent.persona import Persona
-
-if TYPE_CHECKING:
-    from glimpse_agent.ledger import Ledger
 
 RECENT = 5
 
 
-def status_view(ledger: Ledger, now: datetime, persona: Persona) -> dict[str, Any]:
+class LedgerReads(Protocol):
+    """The reads the summary needs (``Ledger`` has them)."""
+
+    @property
+    def storage(self) -> AtomicJSONStorage: ...
+
+    def usage(self, bucket: str) -> limits.BucketUsage: ...
+
+    def count_on(self, bucket: str, day: date) -> int: ...
+
+    def spent_on(self, day: date) -> float: ...
+
+    def recent_posts(self, n: int) -> list[OwnPost]: ...
+
+    def unsettled_intents(self) -> list[Intent]: ...
+
+    def last_errors(self, n: int) -> list[ErrorEntry]: ...
+
+
+def status_view(ledger: LedgerReads, now: datetime, persona: Persona) -> dict[str, Any]:
     """Quotas per bucket (used today, daily cap, left now, next free, blocked until), spend today
     against the budget, the last posts, unsettled intents and the last errors."""
     caps = limits.persona_caps(persona)
