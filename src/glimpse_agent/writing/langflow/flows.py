@@ -22,6 +22,7 @@ import httpx
 from glimpse_agent.clock import Clock, SystemClock
 from glimpse_agent.errors import ServiceError
 from glimpse_agent.http import safe as safe_http
+from glimpse_agent.http.errors import transport_errors
 from glimpse_agent.writing.langflow.parse import SERVICE, render_detail
 
 LOOKUP_COOLDOWN = timedelta(hours=1)
@@ -151,19 +152,18 @@ class FlowIdLookup:
 
     async def _get(self, params: dict[str, str | int]) -> Any:
         try:
-            response = await safe_http.send(
-                self.http,
-                "GET",
-                self.url,
-                service=SERVICE,
-                params=params,
-                headers=self.headers(),
-                timeout=self.timeout,
-            )
-        except ServiceError as exc:  # a redirect elsewhere, an oversized answer
+            with transport_errors(SERVICE, name="Langflow", secrets=self.headers().values()):
+                response = await safe_http.send(
+                    self.http,
+                    "GET",
+                    self.url,
+                    service=SERVICE,
+                    params=params,
+                    headers=self.headers(),
+                    timeout=self.timeout,
+                )
+        except ServiceError as exc:  # unreachable, a redirect elsewhere, an oversized answer
             raise LookupFailed(f"cannot list the flows: {exc}") from None
-        except httpx.HTTPError as exc:
-            raise LookupFailed(f"cannot list the flows: {type(exc).__name__}") from None
         if response.status_code != 200:
             try:
                 detail = render_detail(response.json())
