@@ -53,7 +53,7 @@ from glimpse_agent.writing.langflow.parse import (
     EventSplitter,
     StreamAssembler,
     extract_text,
-    render_detail,
+    response_detail,
 )
 
 CONNECT_TIMEOUT = 10.0
@@ -222,6 +222,12 @@ class LangflowCaptioner:
         # Self-hosted /run refuses Bearer (403): the key goes in x-api-key.
         return {"x-api-key": key}
 
+    async def _send(self, method: str, url: str, **kwargs: Any) -> httpx.Response:
+        """A request to this Langflow with our auth and timeout (unless given)."""
+        kwargs.setdefault("headers", self.headers())
+        kwargs.setdefault("timeout", self.timeout)
+        return await safe_http.send(self.http, method, url, service=SERVICE, **kwargs)
+
     def body(self, input_value: str, tweaks: dict[str, Any]) -> dict[str, Any]:
         # Only valid enum values: one invalid field makes the server drop the whole body.
         # output_type "any" so a flow ending in a Text Output works too ("chat" keeps only
@@ -258,29 +264,21 @@ class LangflowCaptioner:
             async with asyncio.timeout(self.section.timeout):
                 if self.section.stream:
                     return await self._run_streaming(body)
-                response = await safe_http.send(
-                    self.http,
+                response = await self._send(
                     "POST",
                     self.run_url,
-                    service=SERVICE,
                     json=body,
-                    headers=self.headers(),
-                    timeout=self.timeout,
                 )
         self._raise_for_status(response)
         return self._text_of(response)
 
     async def _run_streaming(self, body: dict[str, Any]) -> str:
-        response = await safe_http.send(
-            self.http,
+        response = await self._send(
             "POST",
             self.run_url,
-            service=SERVICE,
             stream=True,
             params={"stream": "true"},
             json=body,
-            headers=self.headers(),
-            timeout=self.timeout,
         )
         try:
             if response.status_code != 200:
@@ -340,11 +338,7 @@ class LangflowCaptioner:
         status = response.status_code
         if status < 300:
             return
-        try:
-            detail = render_detail(response.json())
-        except ValueError:
-            detail = render_detail(response.text)
-        message = status_text(status, detail)
+        message = status_text(status, response_detail(response))
         retry_after = retry_after_of(response.headers)
         error: ServiceError
         if status == 404:
@@ -390,22 +384,18 @@ class LangflowCaptioner:
         timeout = httpx.Timeout(self.section.timeout, connect=min(CONNECT_TIMEOUT, 5.0))
         with self._failures():
             if not self.section.langflow_id:
-                health = await safe_http.send(
-                    self.http,
+                health = await self._send(
                     "GET",
                     f"{self.section.base_url.rstrip('/')}/health",
-                    service=SERVICE,
+                    headers={},
                     timeout=timeout,
                 )
                 if health.status_code >= 500:
                     self._raise_for_status(health)
-            response = await safe_http.send(
-                self.http,
+            response = await self._send(
                 "POST",
                 self.run_url,
-                service=SERVICE,
                 json=PROBE_BODY,
-                headers=self.headers(),
                 timeout=timeout,
             )
         if response.status_code == 400 and "cannot pass a tweak" in response.text:
@@ -419,14 +409,10 @@ class LangflowCaptioner:
         filename, mime = _sniff(data)
         url = f"{self.root}/files/upload/{quote(flow_id or self.section.flow, safe='')}"
         with self._failures("image upload"):
-            response = await safe_http.send(
-                self.http,
+            response = await self._send(
                 "POST",
                 url,
-                service=SERVICE,
                 files={"file": (filename, data, mime)},
-                headers=self.headers(),
-                timeout=self.timeout,
             )
         self._raise_for_status(response)
         try:
@@ -456,14 +442,12 @@ class LangflowCaptioner:
         # No credentials go with it, so redirects (to a CDN) are followed to any host; the
         # body is read only up to the cap, not into memory whole before it is measured.
         with self._failures("image download"):
-            response = await safe_http.send(
-                self.http,
+            response = await self._send(
                 "GET",
                 url,
-                service=SERVICE,
+                headers={},
                 stream=True,
                 public=True,
-                timeout=self.timeout,
             )
             try:
                 if response.status_code != 200:

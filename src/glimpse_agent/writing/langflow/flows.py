@@ -22,8 +22,8 @@ import httpx
 from glimpse_agent.clock import Clock, SystemClock
 from glimpse_agent.errors import ServiceError
 from glimpse_agent.http import safe as safe_http
-from glimpse_agent.http.errors import transport_errors
-from glimpse_agent.writing.langflow.parse import SERVICE, render_detail
+from glimpse_agent.http.errors import status_text, transport_errors
+from glimpse_agent.writing.langflow.parse import SERVICE, response_detail
 
 LOOKUP_COOLDOWN = timedelta(hours=1)
 MAX_PAGES = 50
@@ -165,11 +165,7 @@ class FlowIdLookup:
         except ServiceError as exc:  # unreachable, a redirect elsewhere, an oversized answer
             raise LookupFailed(f"cannot list the flows: {exc}") from None
         if response.status_code != 200:
-            try:
-                detail = render_detail(response.json())
-            except ValueError:
-                detail = render_detail(response.text)
-            status = f"HTTP {response.status_code}" + (f": {detail}" if detail else "")
+            status = status_text(response.status_code, response_detail(response))
             raise LookupFailed(f"GET {self.url} answered {status}")
         try:
             return response.json()
