@@ -19,13 +19,14 @@ from starlette.routing import Route
 from glimpse_agent.errors import (
     BadResponse,
     Conflict,
+    NoAnswer,
     NotVerified,
     RateLimited,
     Rejected,
     Unauthorized,
     Unavailable,
 )
-from glimpse_agent.glimpse import GlimpseClient, GlimpseTimeout, Page, Post
+from glimpse_agent.glimpse import GlimpseClient, Page, Post
 from glimpse_agent.sandbox.glimpse.testing import GlimpseSandbox
 from glimpse_agent.sandbox.images.pictures import png_for
 
@@ -425,12 +426,12 @@ async def test_server_errors_are_unavailable(
 
 
 async def test_timeout_is_unavailable(glimpse: GlimpseSandbox, me: tuple[str, str]) -> None:
-    """A request that gets no answer in time is GlimpseTimeout, an Unavailable."""
+    """A request that gets no answer in time is NoAnswer, an Unavailable."""
     glimpse.world.faults.hang(2.0, path="/heartbeat")
     async with glimpse.client(me[1], timeout=0.2) as client:
         with pytest.raises(Unavailable) as info:
             await client.heartbeat()
-    assert isinstance(info.value, GlimpseTimeout)
+    assert isinstance(info.value, NoAnswer)
     glimpse.world.faults.release()
 
 

@@ -14,7 +14,7 @@ import pytest
 from glimpse_agent.clock import utc
 from glimpse_agent.errors import Conflict, RateLimited, Rejected
 from glimpse_agent.glimpse import GlimpseClient, RateLimitInfo, bucket_for
-from glimpse_agent.glimpse.ratelimit import parse_instant, parse_retry_after
+from glimpse_agent.http.retry_after import parse_instant, parse_retry_after
 from glimpse_agent.sandbox.glimpse.testing import GlimpseSandbox
 
 IMG = "https://images.example/a.png"

@@ -15,12 +15,13 @@ from glimpse_agent.config import GlimpseImagesSection, parse_config
 from glimpse_agent.errors import (
     BadResponse,
     ContentRejected,
+    NoAnswer,
     RateLimited,
     Rejected,
     Unauthorized,
     Unavailable,
 )
-from glimpse_agent.glimpse import GlimpseClient, GlimpseTimeout
+from glimpse_agent.glimpse import GlimpseClient
 from glimpse_agent.imaging import build_router
 from glimpse_agent.imaging.backends.glimpse_byok import FINGERPRINT_FILE, GlimpseImagesBackend
 from glimpse_agent.imaging.base import GeneratedImage, ImageRequest
@@ -336,6 +337,6 @@ async def test_cut_answer_is_unavailable(
         await backend(client, tmp_path, mode="headers").generate(REQ)
     assert info.value.retryable and "RemoteProtocolError" in str(info.value)
     # Said as what happened (it may have been made), not as an unreachable server.
-    assert isinstance(info.value, GlimpseTimeout) and "the answer broke off" in str(info.value)
+    assert isinstance(info.value, NoAnswer) and "the answer broke off" in str(info.value)
     assert "cannot reach" not in str(info.value)
     assert glimpse.count(GENERATE) == 1 and glimpse.world.faults.pending == 1

@@ -135,7 +135,7 @@ async def test_keys_never_reach_logs_errors_or_reprs(
 
 def test_scrub_masks_escaped_forms_of_a_secret() -> None:
     """A secret quoted by a library in escaped form (repr of bytes) is masked too."""
-    from glimpse_agent.glimpse._errors import scrub
+    from glimpse_agent.redaction import scrub
 
     message = f"Illegal header value {R8_ILLEGAL.encode()!r} ({R8_ILLEGAL!r})"
     assert MARK not in scrub(message, [R8_ILLEGAL])

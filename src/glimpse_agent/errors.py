@@ -11,6 +11,8 @@ at exactly one place, so nothing above an adapter ever sees an ``httpx``/SDK exc
     └── ServiceError                a remote service said no, or did not answer
         ├── RateLimited             429: carries retry_after (s) and bucket       retryable
         ├── Unavailable             5xx, timeout, connection failure               retryable
+        │   └── NoAnswer            sent, but no usable answer came back (timeout, cut
+        │                           answer): a write may have happened
         ├── BadResponse             2xx we cannot understand                       not retryable
         └── Rejected                4xx: the request itself is wrong               not retryable
             ├── Unauthorized        401/403: missing or wrong key (a configuration failure)
@@ -111,6 +113,13 @@ class Unavailable(ServiceError):
     """5xx, timeout or connection failure: the same request may work later."""
 
     retryable = True
+
+
+class NoAnswer(Unavailable):
+    """The request went out but no usable answer came back (a timeout, an answer that broke
+    off): the service may have done it. Whoever sends it again must allow for that: Glimpse
+    writes are reconciled first, and paid image backends may refuse to (a provider bills the
+    run it started)."""
 
 
 class BadResponse(ServiceError):

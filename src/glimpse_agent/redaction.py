@@ -2,7 +2,8 @@
 
 Two nets: every secret value loaded from config is registered here and replaced wherever it
 appears; and anything *shaped* like a key (``glm_…``, ``hf_…``, ``sk-…``) or stored under a key
-*named* like a secret is masked even if we never saw it before.
+*named* like a secret is masked even if we never saw it before. ``scrub`` adds a third for text
+about one request: the secrets that request carried, in whatever quoting they came back.
 """
 
 from __future__ import annotations
@@ -108,3 +109,17 @@ def mask_values(text: str, secrets: Iterable[str | None]) -> str:
             token = rf"(?<![{_TOKEN_EDGE}]){re.escape(secret)}(?![{_TOKEN_EDGE}])"
             text = re.sub(token, MASK, text)
     return text
+
+
+def quoted_forms(secret: str) -> set[str]:
+    """How a secret may show up in an error text: as is, or escaped by ``repr`` of a str or of
+    bytes (h11 quotes an illegal header value as bytes)."""
+    return {secret, repr(secret)[1:-1], repr(secret.encode("utf-8", "replace"))[2:-1]}
+
+
+def scrub(text: str, secrets: Iterable[str | None] = ()) -> str:
+    """``text`` without any of ``secrets`` (in any of their ``quoted_forms``), any registered
+    secret, credentials in URLs, or anything shaped like a key: for error texts that may quote
+    the request (a server's echo, an ``httpx`` message about a header)."""
+    forms = {form for secret in secrets if secret for form in quoted_forms(secret)}
+    return redact_text(mask_values(text, forms))

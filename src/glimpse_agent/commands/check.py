@@ -23,7 +23,7 @@ import httpx
 
 from glimpse_agent.clock import Clock, SystemClock
 from glimpse_agent.commands._common import load
-from glimpse_agent.config import KEY_FILE_NAME, AgentConfig, LoadedAgent
+from glimpse_agent.config import KEY_FILE_NAME, AgentConfig, LoadedAgent, secret_values
 from glimpse_agent.errors import (
     BadResponse,
     ConfigError,
@@ -36,8 +36,7 @@ from glimpse_agent.errors import (
 )
 from glimpse_agent.glimpse import GlimpseClient
 from glimpse_agent.imaging import build_router
-from glimpse_agent.redaction import mask_values, redact_text
-from glimpse_agent.run.assemble import secret_values
+from glimpse_agent.redaction import scrub
 from glimpse_agent.writing import build_writing
 
 SECONDS_EACH = 20.0  # per service; `check` never waits longer on one
@@ -70,10 +69,10 @@ class NoSpend:
 # --------------------------------------------------------------------------- reasons
 
 
-def scrub(text: str, secrets: Iterable[str]) -> str:
-    """``text`` on one line, without any of ``secrets`` nor anything shaped like a key."""
-    forms = {form for secret in secrets if secret for form in (secret, repr(secret)[1:-1])}
-    text = " ".join(redact_text(mask_values(text, forms)).split())
+def one_line(text: str, secrets: Iterable[str]) -> str:
+    """``text`` scrubbed of ``secrets`` and key shapes (``redaction.scrub``), on one line and at
+    most ``MAX_REASON`` characters: a report line."""
+    text = " ".join(scrub(text, secrets).split())
     return text if len(text) <= MAX_REASON else text[: MAX_REASON - 3] + "..."
 
 
@@ -288,7 +287,7 @@ async def run_checks(
         results = [_depends_on_glimpse(r) for r in results]
     return [
         CheckResult(
-            r.item, scrub(r.detail, secrets), None if r.ok else scrub(r.error or "", secrets)
+            r.item, one_line(r.detail, secrets), None if r.ok else one_line(r.error or "", secrets)
         )
         for r in results
     ]

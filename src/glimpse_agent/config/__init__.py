@@ -37,6 +37,7 @@ from glimpse_agent.config.models import (
     load_persona,
     parse_config,
 )
+from glimpse_agent.config.secrets import secret_strings, secret_values
 
 __all__ = [
     "CAPTION_SOURCES",
@@ -62,4 +63,6 @@ __all__ = [
     "load_config",
     "load_persona",
     "parse_config",
+    "secret_strings",
+    "secret_values",
 ]

@@ -26,6 +26,7 @@ from pydantic import (
     model_validator,
 )
 
+from glimpse_agent.config.secrets import secret_strings
 from glimpse_agent.config.sources import SECRET_KEYS, prepare, read_toml
 from glimpse_agent.errors import ConfigError, Problem
 from glimpse_agent.persona import Persona
@@ -371,12 +372,8 @@ def _without_echoes(problems: list[Problem]) -> list[Problem]:
 
 
 def _register_secrets(model: BaseModel) -> None:
-    for name in type(model).model_fields:
-        value = getattr(model, name)
-        if isinstance(value, SecretStr):
-            register_secret(value.get_secret_value())
-        elif isinstance(value, BaseModel):
-            _register_secrets(value)
+    for value in secret_strings(model):
+        register_secret(value)
 
 
 def load_config(path: Path | str, *, env: Mapping[str, str] | None = None) -> AgentConfig:

@@ -4,13 +4,13 @@
 
 Only this package knows Glimpse's HTTP and error shapes; everything it raises is one of
 ``glimpse_agent.errors`` (``RateLimited``, ``Unauthorized``, ``NotVerified``, ``Conflict``,
-``Rejected``, ``Unavailable``, ``BadResponse``).
+``Rejected``, ``Unavailable`` and its ``NoAnswer``, ``BadResponse``). It sends through
+``glimpse_agent.http``.
 """
 
 from __future__ import annotations
 
 from glimpse_agent.glimpse._encode import image_b64
-from glimpse_agent.glimpse._errors import GlimpseTimeout
 from glimpse_agent.glimpse.client import GlimpseClient
 from glimpse_agent.glimpse.models import (
     Agent,
@@ -31,7 +31,6 @@ __all__ = [
     "Discover",
     "GenerationResult",
     "GlimpseClient",
-    "GlimpseTimeout",
     "ImageSettings",
     "Page",
     "Post",

@@ -6,13 +6,15 @@
     HTTP 403 otherwise                          -> Unauthorized
     HTTP 409; 400 "already liked/following"...  -> Conflict
     other 4xx                                   -> Rejected
-    5xx, 408, timeouts, connection failures     -> Unavailable (GlimpseTimeout for timeouts
+    5xx, 408, timeouts, connection failures     -> Unavailable (NoAnswer for timeouts
                                                    and answers that broke off)
     2xx we cannot read                          -> BadResponse
 
 Error bodies look like ``{"error": {"code", "message", "status"}}``; bare ``{"code",
 "message"}`` and ``{"detail": ...}`` are read too. Messages carry the server's code and
-message, scrubbed of any secret the server might have echoed.
+message, scrubbed of any secret the server might have echoed. What is not Glimpse's own (the
+statuses every service shares, transport failures, ``Retry-After``) is translated by
+``glimpse_agent.http``.
 """
 
 from __future__ import annotations
@@ -25,17 +27,11 @@ from typing import Any
 
 import httpx
 
-from glimpse_agent.errors import (
-    Conflict,
-    NotVerified,
-    RateLimited,
-    Rejected,
-    ServiceError,
-    Unauthorized,
-    Unavailable,
-)
-from glimpse_agent.glimpse.ratelimit import BUCKETS, parse_instant, parse_retry_after
-from glimpse_agent.redaction import mask_values, redact_text
+from glimpse_agent.errors import Conflict, NotVerified, ServiceError
+from glimpse_agent.glimpse.ratelimit import BUCKETS
+from glimpse_agent.http.errors import error_for_status
+from glimpse_agent.http.retry_after import retry_after_of, seconds_until
+from glimpse_agent.redaction import scrub
 
 SERVICE = "glimpse"
 _MAX_MESSAGE = 300
@@ -49,22 +45,6 @@ _CONFLICT_TEXT = re.compile(
     r"\balready (liked|disliked|reacted|following|followed)\b|your own post|follow yourself",
     re.IGNORECASE,
 )
-
-
-class GlimpseTimeout(Unavailable):
-    """The request went out but no answer came in time: a write may or may not have happened."""
-
-
-def _forms(secret: str) -> set[str]:
-    """How a secret may be quoted: as is, or escaped by ``repr`` of str or bytes (h11 quotes
-    an illegal header value as bytes)."""
-    return {secret, repr(secret)[1:-1], repr(secret.encode("utf-8", "replace"))[2:-1]}
-
-
-def scrub(text: str, secrets: Iterable[str | None]) -> str:
-    """``text`` without any of ``secrets`` (in any quoted form) nor anything key-shaped."""
-    forms = {form for secret in secrets if secret for form in _forms(secret)}
-    return redact_text(mask_values(text, forms))
 
 
 def _decode(response: httpx.Response) -> Any:
@@ -108,7 +88,7 @@ def _bucket_of(code: str, details: dict[str, Any], fallback: str) -> str:
 
 def _retry_after(response: httpx.Response, details: dict[str, Any], now: datetime) -> float | None:
     """Retry-After first; else the time left until X-RateLimit-Reset; else the body's hints."""
-    seconds = parse_retry_after(response.headers.get("retry-after"), now=now)
+    seconds = retry_after_of(response.headers, now=now)
     if seconds is not None:
         return seconds
     for value in (
@@ -116,9 +96,9 @@ def _retry_after(response: httpx.Response, details: dict[str, Any], now: datetim
         details.get("resets_at"),
         details.get("reset_at"),
     ):
-        when = parse_instant(None if value is None else str(value), now=now)
-        if when is not None:
-            return max(0.0, (when - now).total_seconds())
+        seconds = seconds_until(None if value is None else str(value), now=now)
+        if seconds is not None:
+            return seconds
     raw = details.get("retry_after")
     if isinstance(raw, int | float):
         return max(0.0, float(raw))
@@ -140,58 +120,18 @@ def error_for_response(
     where = f"{method} {path}"
     detail = f"{code}: {message}" if code and message else (code or message or "no detail")
     text = scrub(f"{where} -> HTTP {status} {detail}", secrets)[:_MAX_MESSAGE]
-    if status == 429:
-        return RateLimited(
-            text,
-            service=SERVICE,
-            status=status,
-            retry_after=_retry_after(response, details, now),
-            bucket=_bucket_of(code, details, bucket),
-        )
     if status in (401, 403) and (
         _NOT_VERIFIED_CODE.search(code) or (status == 403 and _NOT_VERIFIED_TEXT.search(message))
     ):
         return NotVerified(text, service=SERVICE, status=status)
-    if status in (401, 403):
-        return Unauthorized(text, service=SERVICE, status=status)
     if status == 409 or (
         status in (400, 422) and (_CONFLICT_CODE.search(code) or _CONFLICT_TEXT.search(message))
     ):
         return Conflict(text, service=SERVICE, status=status)
-    if status >= 500 or status == 408:
-        return Unavailable(text, service=SERVICE, status=status)
-    return Rejected(text, service=SERVICE, status=status)
-
-
-def error_for_transport(
-    exc: Exception,
-    *,
-    method: str,
-    path: str,
-    secrets: Iterable[str | None],
-    base_url: str = "",
-) -> ServiceError:
-    """Our error for a failure before a response arrived (an ``httpx`` error, or the
-    ``UnicodeEncodeError`` httpx lets through for a non-ASCII header). The low-level text is
-    scrubbed: h11 quotes an illegal header value, which may be the key itself."""
-    where = f"{method} {path}"
-    detail = "" if isinstance(exc, UnicodeEncodeError) else str(exc)
-    reason = scrub(f"{type(exc).__name__}: {detail}".rstrip(": "), secrets)[:_MAX_MESSAGE]
-    if isinstance(exc, httpx.TimeoutException):
-        return GlimpseTimeout(f"{where} timed out ({reason})", service=SERVICE)
-    if isinstance(exc, httpx.RemoteProtocolError | httpx.ReadError):
-        # The request reached Glimpse and the answer broke off: like a timeout, a write may
-        # well have happened, and "cannot reach" would send the user looking at the network.
-        return GlimpseTimeout(f"{where}: the answer broke off ({reason})", service=SERVICE)
-    if isinstance(exc, httpx.InvalidURL | httpx.UnsupportedProtocol):
-        return Rejected(f"{where}: invalid Glimpse URL ({reason})", service=SERVICE)
-    if isinstance(exc, httpx.LocalProtocolError | UnicodeEncodeError):
-        # Our request cannot be sent as is (a key with a newline or non-ASCII character):
-        # sending it again will not help.
-        return Rejected(
-            f"{where}: the request cannot be sent ({reason}); check the keys for stray characters",
-            service=SERVICE,
-        )
-    # Name the server: "Name or service not known" alone does not say which name.
-    at = f" at {scrub(base_url, secrets)}" if base_url else ""
-    return Unavailable(f"{where}: cannot reach Glimpse{at} ({reason})", service=SERVICE)
+    return error_for_status(
+        status,
+        text,
+        service=SERVICE,
+        retry_after=_retry_after(response, details, now) if status == 429 else None,
+        bucket=_bucket_of(code, details, bucket),
+    )

@@ -1,7 +1,8 @@
 """One request to Glimpse: auth header, timing, the debug log line, the ``X-RateLimit-*``
-bookkeeping, and translation of every failure into our errors. Nothing ``httpx`` raises gets
-past ``GlimpseHttp.send``. Redirects to another host are refused and bodies are read with a
-size cap (``safe_http``).
+bookkeeping, and translation of every failure into our errors (Glimpse's error bodies in
+``_errors``, the rest in ``glimpse_agent.http.errors``). Nothing ``httpx`` raises gets past
+``GlimpseHttp.send``. Redirects to another host are refused and bodies are read with a size cap
+(``glimpse_agent.http.safe``).
 """
 
 from __future__ import annotations
@@ -15,10 +16,11 @@ from pydantic import BaseModel, ValidationError
 
 from glimpse_agent.clock import Clock
 from glimpse_agent.errors import BadResponse
-from glimpse_agent.glimpse._errors import SERVICE, error_for_response, error_for_transport
+from glimpse_agent.glimpse._errors import SERVICE, error_for_response
 from glimpse_agent.glimpse.pages import Page, build_page
 from glimpse_agent.glimpse.ratelimit import RateLimitInfo, bucket_for, parse_rate_limit
 from glimpse_agent.http import safe as safe_http
+from glimpse_agent.http.errors import TRANSPORT_ERRORS, transport_error
 from glimpse_agent.logs import get_logger
 
 M = TypeVar("M", bound=BaseModel)
@@ -84,7 +86,7 @@ class GlimpseHttp:
                 headers=sent_headers,
                 timeout=self.timeout,
             )
-        except (httpx.HTTPError, httpx.InvalidURL, UnicodeEncodeError) as exc:
+        except TRANSPORT_ERRORS as exc:
             self.log.debug(
                 "glimpse.request",
                 method=method,
@@ -93,8 +95,13 @@ class GlimpseHttp:
                 duration_ms=_ms(started),
                 error=type(exc).__name__,
             )
-            raise error_for_transport(
-                exc, method=method, path=path, secrets=secrets, base_url=self.base_url
+            raise transport_error(
+                exc,
+                service=SERVICE,
+                where=f"{method} {path}",
+                name="Glimpse",
+                url=self.base_url,
+                secrets=secrets,
             ) from None
         now = self.clock.now()
         info = parse_rate_limit(response.headers, bucket=bucket, now=now)

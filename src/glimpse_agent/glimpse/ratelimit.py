@@ -2,7 +2,8 @@
 
 Every response carries ``X-RateLimit-Limit``, ``X-RateLimit-Remaining`` and
 ``X-RateLimit-Reset``, but not which bucket they describe: the bucket follows from the
-endpoint (``bucket_for``). Pure functions; the caller passes ``now``.
+endpoint (``bucket_for``). Pure functions; the caller passes ``now``. Reset instants are read
+by ``glimpse_agent.http.retry_after``, as every service's are.
 """
 
 from __future__ import annotations
@@ -10,8 +11,9 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
-from email.utils import parsedate_to_datetime
+from datetime import datetime
+
+from glimpse_agent.http.retry_after import parse_instant
 
 #: Bucket names, shared with ``glimpse_agent.limits``. "read" is everything the table omits.
 BUCKETS: tuple[str, ...] = (
@@ -42,9 +44,6 @@ _RULES: tuple[tuple[str | None, re.Pattern[str], str], ...] = tuple(
     )
 )
 
-# Epoch seconds are ~1.7e9 today; anything far below that is a number of seconds from now.
-_EPOCH_THRESHOLD = 1_000_000_000
-
 
 @dataclass(frozen=True)
 class RateLimitInfo:
@@ -66,47 +65,6 @@ def bucket_for(method: str, path: str) -> str:
         if (rule_method is None or rule_method == method) and pattern.search(path):
             return bucket
     return "read"
-
-
-def parse_instant(value: str | None, *, now: datetime) -> datetime | None:
-    """A reset time from a header or body value: epoch seconds, seconds from ``now``, ISO 8601
-    or an HTTP date. ``None`` when absent or unreadable."""
-    if value is None:
-        return None
-    text = str(value).strip()
-    if not text:
-        return None
-    try:
-        number = float(text)
-    except ValueError:
-        pass
-    else:
-        if number >= _EPOCH_THRESHOLD:
-            return datetime.fromtimestamp(number, UTC)
-        return now + timedelta(seconds=max(0.0, number))
-    try:
-        when = datetime.fromisoformat(text.replace("Z", "+00:00"))
-    except ValueError:
-        try:
-            when = parsedate_to_datetime(text)
-        except (TypeError, ValueError, IndexError):
-            return None
-    if when.tzinfo is None:
-        when = when.replace(tzinfo=UTC)
-    return when.astimezone(UTC)
-
-
-def parse_retry_after(value: str | None, *, now: datetime) -> float | None:
-    """Seconds to wait from a ``Retry-After`` value (delta-seconds or an HTTP date)."""
-    if value is None or not str(value).strip():
-        return None
-    text = str(value).strip()
-    try:
-        return max(0.0, float(text))
-    except ValueError:
-        pass
-    when = parse_instant(text, now=now)
-    return None if when is None else max(0.0, (when - now).total_seconds())
 
 
 def parse_rate_limit(

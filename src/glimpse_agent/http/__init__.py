@@ -1,8 +1,15 @@
-"""The one HTTP boundary: every adapter's request to a remote service goes through here.
+"""The one HTTP boundary: every adapter's request to a remote service is sent, and every failure
+of it translated into our errors, here.
 
 - ``safe`` — sending: redirects followed only within the same origin (credentials never go to
-  another host), bodies read with a size cap.
+  another host), bodies read with a size cap;
+- ``errors`` — the one translation of ``httpx`` transport failures and of HTTP statuses into
+  ``glimpse_agent.errors`` (adapters keep only their service's body shapes and hints);
+- ``retry_after`` — the one reader of ``Retry-After`` and of reset instants.
+
+SDK-based adapters (Hugging Face, OpenAI) cannot send through ``safe``; they still build their
+errors with ``errors`` and read ``Retry-After`` with ``retry_after``.
 
 May import: ``errors``, ``redaction``, ``logs``, ``clock``, and ``httpx``. Never the agent, the
-commands, the ledger or the planner.
+commands, the ledger, the planner or the sandbox.
 """

@@ -4,7 +4,8 @@
   redirect leaves the origin, so our other credential headers (ViewComfy's ``client_secret``,
   Langflow's ``x-api-key``, Glimpse's ``X-Image-Key``) and a 307's body (a provider key being
   stored) would go to whatever host the ``Location`` names. Same-origin redirects (and http ->
-  https on the same host) are followed as the client allows; any other is refused.
+  https on the same host) are followed as the client allows; any other is refused, unless the
+  request is ``public`` (it carries no credential: an image download sent on to a CDN).
 - Bodies are read with a size cap: a server streaming gigabytes must not fill the memory.
 """
 
@@ -45,12 +46,15 @@ async def send(
     *,
     service: str,
     stream: bool = False,
+    public: bool = False,
     max_bytes: int = MAX_BODY_BYTES,
     **kwargs: Any,
 ) -> httpx.Response:
     """``http.request(method, url, **kwargs)`` with the guards above. With ``stream`` the body
-    is left unread (read it with ``read_capped``; close the response). ``httpx`` errors pass
-    through for the caller to translate; a refused redirect or an oversized body raises ours."""
+    is left unread (read it with ``read_capped``; close the response). ``public``: the request
+    carries no credential, so redirects may lead to any host. ``httpx`` errors pass through for
+    the caller to translate (``errors.transport_errors``); a refused redirect or an oversized
+    body raises ours."""
     request = http.build_request(method, url, **kwargs)
     start = request.url
     for _ in range(MAX_REDIRECTS + 1):
@@ -64,7 +68,7 @@ async def send(
                     await response.aclose()
             return response
         await response.aclose()
-        if not _may_follow(start, following.url):
+        if not public and not _may_follow(start, following.url):
             raise Rejected(
                 f"{method} {start.scheme}://{start.netloc.decode('ascii')}{start.path} was "
                 "redirected to "

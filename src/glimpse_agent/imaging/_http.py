@@ -1,32 +1,25 @@
-"""What the HTTP backends share: turning a status code, a transport failure or an SDK
-exception's parts into our errors, and a small bounded retry loop with an injectable sleep.
+"""What the image backends share on top of ``glimpse_agent.http``: a small bounded retry loop
+with an injectable sleep, and the words providers use when they refuse a prompt.
 
-Each backend module still owns its API's error *shapes*; this module only knows HTTP.
+HTTP failures become our errors in ``glimpse_agent.http.errors``; each backend module still owns
+its API's error *shapes*.
 """
 
 from __future__ import annotations
 
-import json
 import re
-from collections.abc import Awaitable, Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime
-from email.utils import parsedate_to_datetime
 from typing import Any, TypeVar
 
-import httpx
-
 from glimpse_agent.errors import (
-    BadResponse,
     ContentRejected,
+    NoAnswer,
     RateLimited,
     Rejected,
     ServiceError,
-    Unauthorized,
     Unavailable,
 )
-from glimpse_agent.redaction import redact_text
 
 T = TypeVar("T")
 Sleep = Callable[[float], Awaitable[None]]
@@ -38,16 +31,6 @@ _CONTENT_WORDS = re.compile(
 )
 
 
-# How much past ``limit`` an error text is masked before it is cut: room for a whole secret
-# that starts inside the part we keep.
-_SECRET_ROOM = 4096
-
-
-class NoAnswer(Unavailable):
-    """The request was sent but no usable answer came back (a timeout, a cut stream). Paid
-    backends do not send it again: the provider may still be running, and billing, the first."""
-
-
 @dataclass(frozen=True)
 class RetryPolicy:
     """How often one backend tries the same request. The chain's deadline still applies."""
@@ -57,6 +40,8 @@ class RetryPolicy:
     max_delay: float = 20.0
     # A longer Retry-After is better spent on the next backend than waiting here.
     max_retry_after: float = 30.0
+    # False for paid backends: after a ``NoAnswer`` the provider may still be running, and
+    # billing, the first request.
     retry_unanswered: bool = True
 
     def delay(self, exc: ServiceError, attempt: int) -> float | None:
@@ -98,102 +83,14 @@ async def with_retries(
             attempt += 1
 
 
-def parse_retry_after(value: str | None, *, now: datetime | None = None) -> float | None:
-    """Seconds from a ``Retry-After`` header (delta-seconds or an HTTP date)."""
-    if not value:
-        return None
-    value = value.strip()
-    try:
-        return max(0.0, float(value))
-    except ValueError:
-        pass
-    try:
-        when = parsedate_to_datetime(value)
-    except (TypeError, ValueError):
-        return None
-    if when.tzinfo is None:
-        when = when.replace(tzinfo=UTC)
-    return max(0.0, (when - (now or datetime.now(UTC))).total_seconds())
-
-
 def looks_like_content_refusal(text: str) -> bool:
     return bool(_CONTENT_WORDS.search(text))
 
 
-def error_for_status(
-    status: int, detail: str, *, service: str, retry_after: float | None = None
-) -> ServiceError:
-    """Our error for a non-success HTTP status. ``detail`` is the server's message."""
-    message = f"HTTP {status}" + (f": {detail}" if detail else "")
-    if status in (401, 403):
-        return Unauthorized(message, service=service, status=status)
-    if status == 429:
-        return RateLimited(message, service=service, status=status, retry_after=retry_after)
-    if status >= 500 or status == 408:
-        return Unavailable(message, service=service, status=status)
-    if looks_like_content_refusal(detail):
-        return ContentRejected(message, service=service, status=status)
-    return Rejected(message, service=service, status=status)
-
-
-def short_detail(body: Any, limit: int = 200) -> str:
-    """The human part of an error body (``detail``, ``error``, ``message``), redacted and
-    then shortened: servers echo requests back, and a request may hold a key."""
-    if isinstance(body, bytes):
-        body = body.decode("utf-8", "replace")
-    if isinstance(body, str):
-        try:
-            body = json.loads(body)
-        except ValueError:
-            return redact_text(body.strip()[: limit + _SECRET_ROOM])[:limit]
-    text = ""
-    if isinstance(body, dict):
-        for key in ("detail", "error", "message"):
-            value = body.get(key)
-            if isinstance(value, dict):
-                value = value.get("message") or value.get("detail")
-            if value:
-                text = value if isinstance(value, str) else json.dumps(value)
-                break
-    elif body is not None:
-        text = json.dumps(body)
-    # Masked before it is shortened: a cut through a secret would leave its head unmasked.
-    return redact_text(text.strip()[: limit + _SECRET_ROOM])[:limit]
-
-
-def error_for_response(response: httpx.Response, *, service: str) -> ServiceError:
-    """Our error for an ``httpx`` response whose status says failure (body must be read)."""
-    return error_for_status(
-        response.status_code,
-        short_detail(response.content),
-        service=service,
-        retry_after=parse_retry_after(response.headers.get("retry-after")),
-    )
-
-
-@contextmanager
-def transport_errors(service: str) -> Iterator[None]:
-    """Translate ``httpx`` transport failures raised inside the block into ``Unavailable``:
-    ``NoAnswer`` when the request went out but its answer did not come back whole (a timeout,
-    a connection dropped mid-answer), plain ``Unavailable`` when it could not be sent,
-    ``BadResponse`` for a body that cannot be decoded. No ``httpx`` error leaves the block."""
-    try:
-        yield
-    except httpx.TimeoutException as exc:
-        raise NoAnswer(f"timed out ({type(exc).__name__})", service=service) from exc
-    except (httpx.RemoteProtocolError, httpx.ReadError) as exc:
-        raise NoAnswer(
-            f"the connection dropped before the answer was complete ({type(exc).__name__})",
-            service=service,
-        ) from exc
-    except httpx.TransportError as exc:
-        raise Unavailable(
-            f"cannot reach the service ({type(exc).__name__})", service=service
-        ) from exc
-    except httpx.DecodingError as exc:
-        # The answer came whole but its Content-Encoding is a lie: not worth sending again.
-        raise BadResponse(
-            f"the answer cannot be decoded ({type(exc).__name__})", service=service
-        ) from exc
-    except httpx.HTTPError as exc:  # TooManyRedirects, and whatever httpx adds later
-        raise Unavailable(f"the request failed ({type(exc).__name__})", service=service) from exc
+def as_content_refusal(error: ServiceError) -> ServiceError:
+    """``error``, or ``ContentRejected`` when it is a plain ``Rejected`` whose text refuses the
+    prompt rather than the request: the router then does not hand that prompt to another
+    backend."""
+    if type(error) is Rejected and looks_like_content_refusal(error.message):
+        return ContentRejected(error.message, service=error.service, status=error.status)
+    return error

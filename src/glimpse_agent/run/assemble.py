@@ -14,35 +14,12 @@ import httpx
 
 from glimpse_agent.agent import Agent
 from glimpse_agent.clock import Clock
-from glimpse_agent.config import AgentConfig, LoadedAgent
+from glimpse_agent.config import AgentConfig, LoadedAgent, secret_values
 from glimpse_agent.errors import ConfigError, Problem
 from glimpse_agent.glimpse import GlimpseClient, RateLimitInfo
 from glimpse_agent.imaging import ProgressCallback, build_router
 from glimpse_agent.ledger import AsyncLedger
 from glimpse_agent.writing import build_writing
-
-
-def secret_values(config: AgentConfig) -> list[str]:
-    """Every secret of the config (for the safety filter: never publish one)."""
-    out: list[str] = []
-
-    def walk(model: object) -> None:
-        from pydantic import BaseModel, SecretStr
-
-        if not isinstance(model, BaseModel):
-            return
-        for name in type(model).model_fields:
-            value = getattr(model, name)
-            if isinstance(value, SecretStr):
-                out.append(value.get_secret_value())
-            elif isinstance(value, BaseModel):
-                walk(value)
-
-    walk(config)
-    key = config.glimpse_key()
-    if key:
-        out.append(key)
-    return [s for s in out if s]
 
 
 @dataclass

@@ -20,7 +20,7 @@ from glimpse_agent.writing.base import (
     GlimpseHelpers,
     TextKind,
 )
-from glimpse_agent.writing.build import Writing, build_writing, config_secrets
+from glimpse_agent.writing.build import Writing, build_writing
 from glimpse_agent.writing.chain import CaptionChain
 from glimpse_agent.writing.langflow import LangflowCaptioner
 from glimpse_agent.writing.safety import SafetyFilter, SafetyStats, Verdict, produce_safe
@@ -40,6 +40,5 @@ __all__ = [
     "Verdict",
     "Writing",
     "build_writing",
-    "config_secrets",
     "produce_safe",
 ]

@@ -18,10 +18,9 @@ from types import TracebackType
 from typing import Literal
 
 import httpx
-from pydantic import BaseModel, SecretStr
 
 from glimpse_agent.clock import Clock
-from glimpse_agent.config import AgentConfig
+from glimpse_agent.config import AgentConfig, secret_values
 from glimpse_agent.errors import ConfigError, Problem, ServiceError, Unavailable
 from glimpse_agent.logs import get_logger
 from glimpse_agent.persona import Persona
@@ -232,18 +231,6 @@ class Writing:
         await self.aclose()
 
 
-def config_secrets(model: BaseModel) -> list[str]:
-    """Every ``SecretStr`` value in a config model, recursively."""
-    found: list[str] = []
-    for name in type(model).model_fields:
-        value = getattr(model, name)
-        if isinstance(value, SecretStr):
-            found.append(value.get_secret_value())
-        elif isinstance(value, BaseModel):
-            found += config_secrets(value)
-    return [s for s in found if s]
-
-
 def build_writing(
     config: AgentConfig,
     persona: Persona,
@@ -262,7 +249,7 @@ def build_writing(
     ``clock``: the agent's (simulated in `simulate`/`sandbox`), for cool-downs; default real.
     Raises ``ConfigError`` for a ``tweak_map`` the server would refuse."""
     log = get_logger("glimpse_agent.writing", persona=persona.name)
-    safety = SafetyFilter(config.safety, [*config_secrets(config), *secrets])
+    safety = SafetyFilter(config.safety, [*secret_values(config), *secrets])
     templates = Templates(persona, max_hashtags=config.safety.max_hashtags)
     if seed is None:
         seed = _random.randbelow(1 << 30)

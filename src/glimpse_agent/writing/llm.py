@@ -15,12 +15,12 @@ from glimpse_agent.config import LLMSection, SafetySection
 from glimpse_agent.errors import (
     BadResponse,
     ContentRejected,
-    RateLimited,
     Rejected,
     ServiceError,
-    Unauthorized,
     Unavailable,
 )
+from glimpse_agent.http.errors import error_for_status, status_text, timed_out
+from glimpse_agent.http.retry_after import retry_after_of
 from glimpse_agent.persona import Persona
 from glimpse_agent.redaction import redact_text
 from glimpse_agent.writing import prompts
@@ -37,44 +37,37 @@ CONNECT_TIMEOUT = 10.0
 
 
 def translate(exc: Exception) -> ServiceError:
-    """Our error for an ``openai`` SDK exception (the one place that knows their shapes)."""
+    """Our error for an ``openai`` SDK exception (the one place that knows their shapes); the
+    statuses every service shares are read by ``glimpse_agent.http.errors``."""
     import openai
 
     message = redact_text(getattr(exc, "message", None) or str(exc) or type(exc).__name__)
     if isinstance(exc, openai.APITimeoutError):
-        return Unavailable("timed out", service=SERVICE)
+        return timed_out(SERVICE)
     if isinstance(exc, openai.APIConnectionError):
         return Unavailable(f"cannot connect: {message}", service=SERVICE)
     if isinstance(exc, openai.APIStatusError):
         status = exc.status_code
-        detail = f"HTTP {status}: {message}"
-        if isinstance(exc, openai.RateLimitError) or status == 429:
-            quota = exc.code == "insufficient_quota"
-            return RateLimited(
-                detail,
-                service=SERVICE,
-                status=status,
-                retry_after=_retry_after(exc),
-                bucket="quota" if quota else None,
-            )
-        if status in (401, 403):
-            return Unauthorized(detail, service=SERVICE, status=status)
-        if status in (408, 409) or status >= 500:
+        detail = status_text(status, message)
+        if status == 409:
+            # OpenAI's "another request holds the lock": the SDK retries it too.
             return Unavailable(detail, service=SERVICE, status=status)
-        if exc.code == "content_filter" or "content_policy" in (exc.code or ""):
+        quota = status == 429 and exc.code == "insufficient_quota"
+        error = error_for_status(
+            status,
+            detail,
+            service=SERVICE,
+            retry_after=retry_after_of(exc.response.headers),
+            bucket="quota" if quota else None,
+        )
+        if type(error) is Rejected and (
+            exc.code == "content_filter" or "content_policy" in (exc.code or "")
+        ):
             return ContentRejected(detail, service=SERVICE, status=status)
-        return Rejected(detail, service=SERVICE, status=status)
+        return error
     if isinstance(exc, openai.APIResponseValidationError):
         return BadResponse(f"unexpected answer: {message}", service=SERVICE)
     return Unavailable(message, service=SERVICE)
-
-
-def _retry_after(exc: Any) -> float | None:
-    try:
-        value = exc.response.headers.get("retry-after")
-        return max(0.0, float(value)) if value else None
-    except (AttributeError, TypeError, ValueError):
-        return None
 
 
 class LLMWriter:
@@ -122,7 +115,7 @@ class LLMWriter:
                     temperature=self.section.temperature,
                 )
         except TimeoutError:
-            raise Unavailable("timed out", service=SERVICE) from None
+            raise timed_out(SERVICE) from None
         except openai.OpenAIError as exc:
             raise translate(exc) from None
         choices = getattr(response, "choices", None) or []
@@ -155,7 +148,7 @@ class LLMWriter:
                     )
                     return
         except TimeoutError:
-            raise Unavailable("timed out", service=SERVICE) from None
+            raise timed_out(SERVICE) from None
         except openai.OpenAIError as exc:
             raise translate(exc) from None
         offered = [str(getattr(m, "id", "")) for m in getattr(page, "data", None) or []]

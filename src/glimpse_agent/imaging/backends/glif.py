@@ -33,14 +33,9 @@ from glimpse_agent.errors import (
     Unauthorized,
 )
 from glimpse_agent.http import safe as safe_http
+from glimpse_agent.http.errors import error_for_response, short_detail, transport_errors
 from glimpse_agent.imaging import costs
-from glimpse_agent.imaging._http import (
-    RetryPolicy,
-    error_for_response,
-    short_detail,
-    transport_errors,
-    with_retries,
-)
+from glimpse_agent.imaging._http import RetryPolicy, as_content_refusal, with_retries
 from glimpse_agent.imaging.base import GeneratedImage, ImageRequest
 from glimpse_agent.logs import get_logger
 
@@ -155,7 +150,7 @@ class GlifBackend:
 
     async def _get_json(self, path: str, params: dict[str, str] | None = None) -> Any:
         url = self.section.api_url.rstrip("/") + path
-        with transport_errors(SERVICE):
+        with transport_errors(SERVICE, secrets=self._headers().values()):
             response = await safe_http.send(
                 self.http,
                 "GET",
@@ -166,7 +161,7 @@ class GlifBackend:
                 timeout=min(self.section.timeout, 30.0),
             )
         if response.status_code != 200:
-            raise error_for_response(response, service=SERVICE)
+            raise as_content_refusal(error_for_response(response, service=SERVICE))
         try:
             return response.json()
         except ValueError as exc:
@@ -242,7 +237,7 @@ class GlifBackend:
 
     async def _run_once(self, body: dict[str, Any]) -> dict[str, Any]:
         params = {"strict": "1"} if self.section.strict else None
-        with transport_errors(SERVICE):
+        with transport_errors(SERVICE, secrets=self._headers().values()):
             response = await safe_http.send(
                 self.http,
                 "POST",
@@ -254,7 +249,7 @@ class GlifBackend:
                 timeout=self.section.timeout,
             )
         if not 200 <= response.status_code < 300:
-            raise error_for_response(response, service=SERVICE)
+            raise as_content_refusal(error_for_response(response, service=SERVICE))
         try:
             reply = response.json()
         except ValueError as exc:

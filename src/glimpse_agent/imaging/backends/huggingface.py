@@ -17,23 +17,19 @@ from typing import TYPE_CHECKING, Any
 
 from glimpse_agent.clock import Clock
 from glimpse_agent.config import HuggingFaceSection
-from glimpse_agent.errors import (
-    BadResponse,
-    ConfigError,
-    Problem,
-    Rejected,
-    ServiceError,
-    Unavailable,
-)
-from glimpse_agent.imaging import costs
-from glimpse_agent.imaging._http import (
-    NoAnswer,
-    RetryPolicy,
+from glimpse_agent.errors import BadResponse, ConfigError, Problem, Rejected, ServiceError
+from glimpse_agent.http.errors import (
+    broke_off,
     error_for_status,
-    parse_retry_after,
     short_detail,
-    with_retries,
+    status_text,
+    timed_out,
+    transport_reason,
+    unreachable,
 )
+from glimpse_agent.http.retry_after import retry_after_of
+from glimpse_agent.imaging import costs
+from glimpse_agent.imaging._http import RetryPolicy, as_content_refusal, with_retries
 from glimpse_agent.imaging.base import GeneratedImage, ImageRequest
 from glimpse_agent.logs import get_logger
 
@@ -157,22 +153,25 @@ class HuggingFaceBackend:
         import httpx2  # the SDK's HTTP stack: already loaded with it
 
         if isinstance(exc, hub.errors.InferenceTimeoutError | httpx2.TimeoutException):
-            return NoAnswer(f"no answer within {self.section.timeout:.0f} s", service=SERVICE)
+            return timed_out(SERVICE, reason=f"no answer within {self.section.timeout:.0f} s")
         if isinstance(exc, hub.errors.HfHubHTTPError):
             response = exc.response
-            detail = exc.server_message or short_detail(response.content)
-            return error_for_status(
-                response.status_code,
-                short_detail(detail),
-                service=SERVICE,
-                retry_after=parse_retry_after(response.headers.get("retry-after")),
+            detail = short_detail(exc.server_message or short_detail(response.content))
+            status = response.status_code
+            return as_content_refusal(
+                error_for_status(
+                    status,
+                    status_text(status, detail),
+                    service=SERVICE,
+                    retry_after=retry_after_of(response.headers),
+                )
             )
+        # The SDK's HTTP stack is httpx2, not httpx: same failures, other classes.
+        secrets = [self.section.token.get_secret_value()]
         if isinstance(exc, httpx2.RemoteProtocolError | httpx2.ReadError):
-            return NoAnswer(
-                "the connection dropped before the answer was complete", service=SERVICE
-            )
+            return broke_off(SERVICE, reason=transport_reason(exc, secrets))
         if isinstance(exc, httpx2.TransportError):
-            return Unavailable(f"cannot reach the service ({type(exc).__name__})", service=SERVICE)
+            return unreachable(SERVICE, reason=transport_reason(exc, secrets))
         if isinstance(exc, ValueError):
             # The SDK's own validation (unknown provider, unsupported task): configuration.
             return Rejected(short_detail(str(exc)), service=SERVICE)

@@ -24,17 +24,19 @@ from glimpse_agent.errors import (
     Problem,
     RateLimited,
     ServiceError,
-    Unavailable,
 )
-from glimpse_agent.imaging import costs
-from glimpse_agent.imaging._http import (
-    NoAnswer,
-    RetryPolicy,
+from glimpse_agent.http.errors import (
+    broke_off,
     error_for_status,
-    parse_retry_after,
     short_detail,
-    with_retries,
+    status_text,
+    timed_out,
+    transport_reason,
+    unreachable,
 )
+from glimpse_agent.http.retry_after import retry_after_of
+from glimpse_agent.imaging import costs
+from glimpse_agent.imaging._http import RetryPolicy, as_content_refusal, with_retries
 from glimpse_agent.imaging.base import GeneratedImage, ImageRequest
 from glimpse_agent.imaging.prepare import image_size, sniff_mime
 from glimpse_agent.logs import get_logger
@@ -83,6 +85,9 @@ class OpenAIImagesBackend:
     def estimated_cost(self) -> float:
         s = self.section
         return costs.openai_cost(s.model, s.quality, s.size, s.cost_usd)
+
+    def _secrets(self) -> list[str]:
+        return [self.section.api_key.get_secret_value()]
 
     def _get_client(self) -> AsyncOpenAI:
         if self._client is None:
@@ -151,32 +156,33 @@ class OpenAIImagesBackend:
         """Our error for what the SDK raised, or None if it is not the SDK's (a bug)."""
         openai = _import_sdk()
         if isinstance(exc, openai.APITimeoutError):
-            return NoAnswer(f"no answer within {self.section.timeout:.0f} s", service=SERVICE)
+            return timed_out(SERVICE, reason=f"no answer within {self.section.timeout:.0f} s")
         if isinstance(exc, openai.APIConnectionError):
             import httpx2  # the SDK's HTTP stack: already loaded with it
 
-            if isinstance(exc.__cause__, httpx2.RemoteProtocolError | httpx2.ReadError):
+            cause = exc.__cause__
+            if isinstance(cause, httpx2.RemoteProtocolError | httpx2.ReadError):
                 # Sent, and the answer broke off: the image may be billed, so not sent again.
-                return NoAnswer(
-                    "the connection dropped before the answer was complete", service=SERVICE
-                )
-            return Unavailable("cannot reach the service", service=SERVICE)
+                return broke_off(SERVICE, reason=transport_reason(cause, self._secrets()))
+            return unreachable(SERVICE)
         if isinstance(exc, openai.APIStatusError):
             code = getattr(exc, "code", None)
             detail = short_detail(exc.body if exc.body is not None else exc.message)
             status = exc.status_code
             if code in _CONTENT_CODES:
-                return ContentRejected(f"HTTP {status}: {detail}", service=SERVICE, status=status)
+                return ContentRejected(status_text(status, detail), service=SERVICE, status=status)
             if isinstance(exc, openai.RateLimitError) and code == "insufficient_quota":
                 # No quota left: waiting seconds will not help; the next backend might.
                 return RateLimited(
-                    f"HTTP {status}: {detail}", service=SERVICE, status=status, bucket="quota"
+                    status_text(status, detail), service=SERVICE, status=status, bucket="quota"
                 )
-            return error_for_status(
-                status,
-                detail,
-                service=SERVICE,
-                retry_after=parse_retry_after(exc.response.headers.get("retry-after")),
+            return as_content_refusal(
+                error_for_status(
+                    status,
+                    status_text(status, detail),
+                    service=SERVICE,
+                    retry_after=retry_after_of(exc.response.headers),
+                )
             )
         if isinstance(exc, openai.OpenAIError):
             return BadResponse(short_detail(str(exc)), service=SERVICE)

@@ -25,17 +25,11 @@ import httpx
 
 from glimpse_agent.clock import Clock
 from glimpse_agent.config import ViewComfySection
-from glimpse_agent.errors import BadResponse, ConfigError, Problem, Unavailable
+from glimpse_agent.errors import BadResponse, ConfigError, NoAnswer, Problem, Unavailable
 from glimpse_agent.http import safe as safe_http
+from glimpse_agent.http.errors import error_for_response, short_detail, transport_errors
 from glimpse_agent.imaging import costs
-from glimpse_agent.imaging._http import (
-    NoAnswer,
-    RetryPolicy,
-    error_for_response,
-    short_detail,
-    transport_errors,
-    with_retries,
-)
+from glimpse_agent.imaging._http import RetryPolicy, as_content_refusal, with_retries
 from glimpse_agent.imaging.base import GeneratedImage, ImageRequest, ProgressCallback
 from glimpse_agent.imaging.prepare import image_size, sniff_mime
 from glimpse_agent.logs import get_logger
@@ -179,7 +173,7 @@ class ViewComfyBackend:
         }
         parts = [(key, part) for key, part in (files or {}).items()] or None
         timeout = httpx.Timeout(self.section.timeout, connect=30.0)
-        with transport_errors(SERVICE):
+        with transport_errors(SERVICE, secrets=self._headers().values()):
             response = await safe_http.send(
                 self.http,
                 "POST",
@@ -205,7 +199,7 @@ class ViewComfyBackend:
 
     def _result_from_body(self, response: httpx.Response) -> dict[str, Any]:
         if response.status_code != 201:
-            raise error_for_response(response, service=SERVICE)
+            raise as_content_refusal(error_for_response(response, service=SERVICE))
         try:
             body = response.json()
         except ValueError as exc:
@@ -267,7 +261,7 @@ class ViewComfyBackend:
     async def check(self) -> None:
         """The deployment answers and does not refuse our credentials. (ViewComfy has no free
         call that proves credentials: a real run would be billed.)"""
-        with transport_errors(SERVICE):
+        with transport_errors(SERVICE, secrets=self._headers().values()):
             response = await safe_http.send(
                 self.http,
                 "GET",
@@ -277,4 +271,4 @@ class ViewComfyBackend:
                 timeout=httpx.Timeout(60.0, connect=30.0),
             )
         if response.status_code in (401, 403) or response.status_code >= 500:
-            raise error_for_response(response, service=SERVICE)
+            raise as_content_refusal(error_for_response(response, service=SERVICE))

@@ -7,14 +7,19 @@ upload (to the flow's UUID, looked up once in ``langflow_flows`` when ``flow`` i
 name), and the translation of every failure into our errors:
 
     404, 400, 422 -> Rejected (configuration)      401, 403 -> Unauthorized
-    429, 503 with Retry-After -> RateLimited        500, other 5xx, timeout, refused -> Unavailable
-    200 without text, or not JSON -> BadResponse
+    429, 503 with Retry-After -> RateLimited        500, other 5xx, refused -> Unavailable
+    timeout, answer broken off -> NoAnswer          200 without text, or not JSON -> BadResponse
+
+Statuses and transport failures are read by ``glimpse_agent.http.errors``; only the hints (which
+key to check) and the 503-with-Retry-After rule are Langflow's own.
 """
 
 from __future__ import annotations
 
 import asyncio
 import copy
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 from urllib.parse import quote
 
@@ -31,9 +36,16 @@ from glimpse_agent.errors import (
     Unavailable,
 )
 from glimpse_agent.http import safe as safe_http
+from glimpse_agent.http.errors import (
+    TRANSPORT_ERRORS,
+    error_for_status,
+    status_text,
+    timed_out,
+    transport_error,
+)
+from glimpse_agent.http.retry_after import retry_after_of
 from glimpse_agent.logs import get_logger
 from glimpse_agent.persona import Persona
-from glimpse_agent.redaction import redact_text
 from glimpse_agent.writing.base import CaptionRequest
 from glimpse_agent.writing.langflow.flows import FlowIdLookup
 from glimpse_agent.writing.langflow.parse import (
@@ -41,7 +53,7 @@ from glimpse_agent.writing.langflow.parse import (
     EventSplitter,
     StreamAssembler,
     extract_text,
-    render_detail,
+    response_detail,
 )
 
 CONNECT_TIMEOUT = 10.0
@@ -210,6 +222,12 @@ class LangflowCaptioner:
         # Self-hosted /run refuses Bearer (403): the key goes in x-api-key.
         return {"x-api-key": key}
 
+    async def _send(self, method: str, url: str, **kwargs: Any) -> httpx.Response:
+        """A request to this Langflow with our auth and timeout (unless given)."""
+        kwargs.setdefault("headers", self.headers())
+        kwargs.setdefault("timeout", self.timeout)
+        return await safe_http.send(self.http, method, url, service=SERVICE, **kwargs)
+
     def body(self, input_value: str, tweaks: dict[str, Any]) -> dict[str, Any]:
         # Only valid enum values: one invalid field makes the server drop the whole body.
         # output_type "any" so a flow ending in a Text Output works too ("chat" keeps only
@@ -242,42 +260,25 @@ class LangflowCaptioner:
     async def run(self, input_value: str, tweaks: dict[str, Any]) -> str:
         """The flow's text for ``input_value``, or our error."""
         body = self.body(input_value, tweaks)
-        try:
+        with self._failures():
             async with asyncio.timeout(self.section.timeout):
                 if self.section.stream:
                     return await self._run_streaming(body)
-                response = await safe_http.send(
-                    self.http,
+                response = await self._send(
                     "POST",
                     self.run_url,
-                    service=SERVICE,
                     json=body,
-                    headers=self.headers(),
-                    timeout=self.timeout,
                 )
-        except (TimeoutError, httpx.TimeoutException):
-            raise Unavailable(
-                f"no answer within {self.section.timeout:g} s", service=SERVICE
-            ) from None
-        except httpx.HTTPError as exc:
-            raise Unavailable(
-                f"cannot reach {redact_text(self.section.base_url)}: {type(exc).__name__}",
-                service=SERVICE,
-            ) from None
         self._raise_for_status(response)
         return self._text_of(response)
 
     async def _run_streaming(self, body: dict[str, Any]) -> str:
-        response = await safe_http.send(
-            self.http,
+        response = await self._send(
             "POST",
             self.run_url,
-            service=SERVICE,
             stream=True,
             params={"stream": "true"},
             json=body,
-            headers=self.headers(),
-            timeout=self.timeout,
         )
         try:
             if response.status_code != 200:
@@ -296,6 +297,25 @@ class LangflowCaptioner:
             return assembler.text()
         finally:
             await response.aclose()
+
+    @contextmanager
+    def _failures(self, where: str = "") -> Iterator[None]:
+        """Our error for a request that got no answer: a timeout says which one (the overall
+        deadline or ``httpx``'s), anything else goes to ``http.errors``."""
+        try:
+            yield
+        except (TimeoutError, httpx.TimeoutException):
+            reason = f"no answer within {self.section.timeout:g} s"
+            raise timed_out(SERVICE, where=where, reason=reason) from None
+        except TRANSPORT_ERRORS as exc:
+            raise transport_error(
+                exc,
+                service=SERVICE,
+                where=where,
+                name="Langflow",
+                url=self.section.base_url,
+                secrets=self.headers().values(),
+            ) from None
 
     def _text_of(self, response: httpx.Response) -> str:
         try:
@@ -318,12 +338,8 @@ class LangflowCaptioner:
         status = response.status_code
         if status < 300:
             return
-        try:
-            detail = render_detail(response.json())
-        except ValueError:
-            detail = render_detail(response.text)
-        message = f"HTTP {status}: {detail}" if detail else f"HTTP {status}"
-        retry_after = _seconds(response.headers.get("retry-after"))
+        message = status_text(status, response_detail(response))
+        retry_after = retry_after_of(response.headers)
         error: ServiceError
         if status == 404:
             error = Rejected(
@@ -344,16 +360,15 @@ class LangflowCaptioner:
                 service=SERVICE,
                 status=status,
             )
-        elif status == 429 or (status == 503 and retry_after is not None):
+        elif status == 503 and retry_after is not None:
+            # Langflow's way of saying "busy, come back then": a rate limit, not an outage.
             error = RateLimited(
                 message, service=SERVICE, status=status, retry_after=retry_after, bucket=SERVICE
             )
-        elif status >= 500 or status == 408:
-            error = Unavailable(message, service=SERVICE, status=status)
-        elif status >= 400:
-            error = Rejected(message, service=SERVICE, status=status)
         else:
-            error = BadResponse(message, service=SERVICE, status=status)
+            error = error_for_status(
+                status, message, service=SERVICE, retry_after=retry_after, bucket=SERVICE
+            )
         raise error
 
     # ------------------------------------------------------------------ check
@@ -367,35 +382,22 @@ class LangflowCaptioner:
         400 proves both and nothing runs, no model is called. A server without that validation
         runs the flow once and answers 200: fine too."""
         timeout = httpx.Timeout(self.section.timeout, connect=min(CONNECT_TIMEOUT, 5.0))
-        try:
+        with self._failures():
             if not self.section.langflow_id:
-                health = await safe_http.send(
-                    self.http,
+                health = await self._send(
                     "GET",
                     f"{self.section.base_url.rstrip('/')}/health",
-                    service=SERVICE,
+                    headers={},
                     timeout=timeout,
                 )
                 if health.status_code >= 500:
                     self._raise_for_status(health)
-            response = await safe_http.send(
-                self.http,
+            response = await self._send(
                 "POST",
                 self.run_url,
-                service=SERVICE,
                 json=PROBE_BODY,
-                headers=self.headers(),
                 timeout=timeout,
             )
-        except httpx.TimeoutException:
-            raise Unavailable(
-                f"no answer within {self.section.timeout:g} s", service=SERVICE
-            ) from None
-        except httpx.HTTPError as exc:
-            raise Unavailable(
-                f"cannot reach {redact_text(self.section.base_url)}: {type(exc).__name__}",
-                service=SERVICE,
-            ) from None
         if response.status_code == 400 and "cannot pass a tweak" in response.text:
             return
         self._raise_for_status(response)
@@ -406,18 +408,12 @@ class LangflowCaptioner:
         """Upload an image for the flow (by UUID); returns the server's ``file_path``."""
         filename, mime = _sniff(data)
         url = f"{self.root}/files/upload/{quote(flow_id or self.section.flow, safe='')}"
-        try:
-            response = await safe_http.send(
-                self.http,
+        with self._failures("image upload"):
+            response = await self._send(
                 "POST",
                 url,
-                service=SERVICE,
                 files={"file": (filename, data, mime)},
-                headers=self.headers(),
-                timeout=self.timeout,
             )
-        except httpx.HTTPError as exc:
-            raise Unavailable(f"upload failed: {type(exc).__name__}", service=SERVICE) from None
         self._raise_for_status(response)
         try:
             path = response.json().get("file_path")
@@ -443,23 +439,21 @@ class LangflowCaptioner:
     async def _download(self, url: str | None) -> bytes | None:
         if not url:
             return None
-        # No credentials go with it, so redirects (to a CDN) are followed as the client does;
-        # the body is read only up to the cap, not into memory whole before it is measured.
-        try:
-            async with self.http.stream("GET", url, timeout=self.timeout) as response:
+        # No credentials go with it, so redirects (to a CDN) are followed to any host; the
+        # body is read only up to the cap, not into memory whole before it is measured.
+        with self._failures("image download"):
+            response = await self._send(
+                "GET",
+                url,
+                headers={},
+                stream=True,
+                public=True,
+            )
+            try:
                 if response.status_code != 200:
                     raise Unavailable(
                         f"cannot fetch the image: HTTP {response.status_code}", service=SERVICE
                     )
                 return await safe_http.read_capped(response, MAX_IMAGE_BYTES, service=SERVICE)
-        except httpx.HTTPError as exc:
-            raise Unavailable(
-                f"cannot fetch the image: {type(exc).__name__}", service=SERVICE
-            ) from None
-
-
-def _seconds(value: str | None) -> float | None:
-    try:
-        return max(0.0, float(value)) if value else None
-    except ValueError:
-        return None
+            finally:
+                await response.aclose()

@@ -22,7 +22,8 @@ import httpx
 from glimpse_agent.clock import Clock, SystemClock
 from glimpse_agent.errors import ServiceError
 from glimpse_agent.http import safe as safe_http
-from glimpse_agent.writing.langflow.parse import SERVICE, render_detail
+from glimpse_agent.http.errors import status_text, transport_errors
+from glimpse_agent.writing.langflow.parse import SERVICE, response_detail
 
 LOOKUP_COOLDOWN = timedelta(hours=1)
 MAX_PAGES = 50
@@ -151,25 +152,20 @@ class FlowIdLookup:
 
     async def _get(self, params: dict[str, str | int]) -> Any:
         try:
-            response = await safe_http.send(
-                self.http,
-                "GET",
-                self.url,
-                service=SERVICE,
-                params=params,
-                headers=self.headers(),
-                timeout=self.timeout,
-            )
-        except ServiceError as exc:  # a redirect elsewhere, an oversized answer
+            with transport_errors(SERVICE, name="Langflow", secrets=self.headers().values()):
+                response = await safe_http.send(
+                    self.http,
+                    "GET",
+                    self.url,
+                    service=SERVICE,
+                    params=params,
+                    headers=self.headers(),
+                    timeout=self.timeout,
+                )
+        except ServiceError as exc:  # unreachable, a redirect elsewhere, an oversized answer
             raise LookupFailed(f"cannot list the flows: {exc}") from None
-        except httpx.HTTPError as exc:
-            raise LookupFailed(f"cannot list the flows: {type(exc).__name__}") from None
         if response.status_code != 200:
-            try:
-                detail = render_detail(response.json())
-            except ValueError:
-                detail = render_detail(response.text)
-            status = f"HTTP {response.status_code}" + (f": {detail}" if detail else "")
+            status = status_text(response.status_code, response_detail(response))
             raise LookupFailed(f"GET {self.url} answered {status}")
         try:
             return response.json()

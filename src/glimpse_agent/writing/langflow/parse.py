@@ -1,7 +1,8 @@
 """Reading what a Langflow server says: the text of a run, readable error details, and the
 streaming framing (blank-line separated JSON events — not SSE, though a proxy may add ``data:``).
 
-Pure functions and two small stateful readers; the HTTP side lives in ``langflow.py``.
+Pure functions and two small stateful readers; the requests are sent from ``__init__`` and
+``flows``.
 """
 
 from __future__ import annotations
@@ -10,6 +11,8 @@ import json
 import re
 from collections.abc import Callable, Iterator
 from typing import Any
+
+import httpx
 
 from glimpse_agent.errors import BadResponse, Unavailable
 from glimpse_agent.redaction import redact_text
@@ -98,6 +101,14 @@ def render_detail(body: Any, *, limit: int = 300) -> str:
     if len(text) > limit:
         text = text[: limit - 3] + "..."
     return text
+
+
+def response_detail(response: httpx.Response) -> str:
+    """``render_detail`` of a read error response: of its JSON, else of its text."""
+    try:
+        return render_detail(response.json())
+    except ValueError:
+        return render_detail(response.text)
 
 
 def _render(value: Any, *, depth: int) -> str:
