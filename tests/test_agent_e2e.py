@@ -24,7 +24,7 @@ import pytest
 from structlog.testing import capture_logs
 
 from glimpse_agent import cli
-from glimpse_agent.agent import posting as posting_module
+from glimpse_agent.agent import settle as settle_module
 from glimpse_agent.clock import utc
 from glimpse_agent.config import LoadedAgent, load_persona, parse_config
 from glimpse_agent.glimpse import GlimpseClient
@@ -312,7 +312,7 @@ async def test_crash_between_post_and_settle_is_reconciled_at_restart(
         raise SimulatedCrash
 
     with monkeypatch.context() as patched:
-        patched.setattr(posting_module, "_settle_post", crash)
+        patched.setattr(settle_module, "settle_post", crash)
         with pytest.raises(SimulatedCrash):
             await me.runtime.agent.run_slot(slot)
     assert len(stack.world.posts_by(me.agent_id)) == 1  # Glimpse has it...

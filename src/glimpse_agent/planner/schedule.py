@@ -1,0 +1,100 @@
+"""When each planned slot runs: the one rule the daemon, the simulation and `plan` share.
+
+Given the day plans, the slots already run (``done``), the planned retries, the slots already
+pending (a job waiting for its time, or running) and ``now`` with the misfire grace, every slot
+gets one decision:
+
+- done: it ran; nothing to do;
+- pending: it is already on its way; moving it would run it twice (or before its retry time);
+- on time: it runs at its time (the planned time, or the retry time of a retried slot);
+- late: its time passed less than ``grace`` ago: it runs now, late slots a millisecond apart in
+  their planned order (jobs due at the same instant would otherwise run in the order of their
+  ids, "engage/2" before "post/1");
+- missed: its time passed more than ``grace`` ago (yesterday's, or while the process was down):
+  it never runs late, and is listed.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Literal
+
+from glimpse_agent.planner.dayplan import DayPlan, Slot
+
+When = Literal["done", "pending", "on time", "late", "missed"]
+
+#: Between two late slots that run "now": keeps their planned order in any job queue.
+LATE_STEP = timedelta(milliseconds=1)
+
+
+@dataclass(frozen=True, slots=True)
+class Decision:
+    """What happens to one slot. ``slot.at`` is when it was due (the retry time of a retried
+    slot); ``run_at`` is when it runs, or None when it does not (done, pending, missed)."""
+
+    slot: Slot
+    when: When
+    run_at: datetime | None
+    retry: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class Schedule:
+    """Every slot's decision, in planned order (by due time, then slot id)."""
+
+    decisions: tuple[Decision, ...]
+
+    @property
+    def runs(self) -> tuple[Decision, ...]:
+        """The slots to run (on time or late), soonest first."""
+        return tuple(d for d in self.decisions if d.run_at is not None)
+
+    @property
+    def missed(self) -> tuple[Slot, ...]:
+        return tuple(d.slot for d in self.decisions if d.when == "missed")
+
+    @property
+    def open_slots(self) -> tuple[Slot, ...]:
+        """Every slot not yet run, at its due time: what is still to do or was missed."""
+        return tuple(d.slot for d in self.decisions if d.when != "done")
+
+    def of(self, slot_id: str) -> Decision | None:
+        return next((d for d in self.decisions if d.slot.slot_id == slot_id), None)
+
+
+def schedule(
+    plans: Iterable[DayPlan],
+    *,
+    now: datetime,
+    grace: timedelta,
+    done: Iterable[str] = (),
+    retries: Mapping[str, datetime] | None = None,
+    pending: Iterable[str] = (),
+) -> Schedule:
+    """Decide when each slot of ``plans`` runs (see the module). ``retries`` maps a slot id to
+    the time it runs again; a retry for a slot not in the plans is ignored (its window closed);
+    a slot both done and retried is done."""
+    done_ids, pending_ids, again = frozenset(done), frozenset(pending), retries or {}
+    due = [
+        Slot(s.slot_id, s.kind, again[s.slot_id]) if s.slot_id in again else s
+        for plan in plans
+        for s in plan.slots
+    ]
+    decisions = []
+    late = 0
+    for slot in sorted(due, key=lambda s: (s.at, s.slot_id)):
+        retry = slot.slot_id in again
+        if slot.slot_id in done_ids:
+            decisions.append(Decision(slot, "done", None))
+        elif slot.slot_id in pending_ids:
+            decisions.append(Decision(slot, "pending", None, retry))
+        elif slot.at >= now:
+            decisions.append(Decision(slot, "on time", slot.at, retry))
+        elif slot.at >= now - grace:
+            decisions.append(Decision(slot, "late", now + late * LATE_STEP, retry))
+            late += 1
+        else:
+            decisions.append(Decision(slot, "missed", None, retry))
+    return Schedule(tuple(decisions))
