@@ -40,7 +40,7 @@ class DayPlanner:
         missed: list[str] = []
         for day in opened:
             self.plans[day.local_day.isoformat()] = day.full
-            plans.append(DayPlan(day.local_day, tuple(d.slot for d in day.schedule.runs)))
+            plans.append(day.ahead)
             missed += [s.slot_id for s in day.schedule.missed]
         if missed:
             # More than the misfire grace late (the process was down, or a retry's time passed

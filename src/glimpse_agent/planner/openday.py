@@ -35,10 +35,10 @@ class OpenDay:
     schedule: Schedule
 
     @property
-    def open(self) -> DayPlan:
-        """The slots not yet done, each at its due time (a retried one at its retry time),
-        missed ones included: what the daemon and the simulation schedule."""
-        return DayPlan(self.local_day, self.schedule.open_slots)
+    def ahead(self) -> DayPlan:
+        """The slots still to run (on time, or late within the grace), each at its due time
+        (a retried one at its retry time): what the agent hands the daemon."""
+        return DayPlan(self.local_day, tuple(d.slot for d in self.schedule.runs))
 
 
 def plan_open_day(

@@ -55,13 +55,12 @@ class Schedule:
     def missed(self) -> tuple[Slot, ...]:
         return tuple(d.slot for d in self.decisions if d.when == "missed")
 
-    @property
-    def open_slots(self) -> tuple[Slot, ...]:
-        """Every slot not yet run, at its due time: what is still to do or was missed."""
-        return tuple(d.slot for d in self.decisions if d.when != "done")
-
-    def of(self, slot_id: str) -> Decision | None:
-        return next((d for d in self.decisions if d.slot.slot_id == slot_id), None)
+    def decision(self, slot_id: str) -> Decision:
+        """The decision on ``slot_id``; KeyError if it is in none of the plans."""
+        found = next((d for d in self.decisions if d.slot.slot_id == slot_id), None)
+        if found is None:
+            raise KeyError(slot_id)
+        return found
 
 
 def schedule(
