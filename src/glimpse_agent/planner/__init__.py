@@ -9,7 +9,7 @@ The code lives in ``glimpse_agent.planning``; this module is the public face:
 - active hours and the DST rule: ``planning.window`` (``active_window``, ``is_active``,
   ``days_to_plan``, ``next_local_midnight``);
 - the day's slots: ``planning.dayplan`` (``plan_day``, ``posts_allowed``, ``sessions_remaining``);
-- post ideas: ``planning.ideas`` (``next_idea``, ``is_repeat``);
+- post ideas: ``planning.ideas`` (``next_idea``, ``is_repeat``, ``is_repeat_of``);
 - engagement: ``planning.engagement`` (``plan_engagement`` and its decision types).
 """
 
@@ -49,6 +49,7 @@ from glimpse_agent.planner.ideas import (
     PostIdea,
     angle_cores,
     is_repeat,
+    is_repeat_of,
     next_idea,
 )
 from glimpse_agent.planner.window import (
@@ -83,6 +84,7 @@ __all__ = [
     "days_to_plan",
     "is_active",
     "is_repeat",
+    "is_repeat_of",
     "next_idea",
     "next_local_midnight",
     "plan_day",
