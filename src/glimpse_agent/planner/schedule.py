@@ -75,7 +75,8 @@ def schedule(
     """Decide when each slot of ``plans`` runs (see the module). ``retries`` maps a slot id to
     the time it runs again; a retry for a slot not in the plans is ignored (its window closed);
     a slot both done and retried is done."""
-    done_ids, pending_ids, again = frozenset(done), frozenset(pending), retries or {}
+    done_ids, pending_ids = frozenset(done), frozenset(pending)
+    again = {k: at for k, at in (retries or {}).items() if k not in done_ids}
     due = [
         Slot(s.slot_id, s.kind, again[s.slot_id]) if s.slot_id in again else s
         for plan in plans
