@@ -43,9 +43,10 @@ class DayPlanner:
             plans.append(day.ahead)
             missed += [s.slot_id for s in day.schedule.missed]
         if missed:
-            # More than the misfire grace late (the process was down, or a retry's time passed
-            # during a restart): never run late.
-            self.ctx.log.warning(
+            # More than the misfire grace late: never run late. Expected after a restart (the
+            # process was down), hence info; the daemon warns of a slot that went stale in its
+            # own hands.
+            self.ctx.log.info(
                 "slots_missed",
                 slots=missed,
                 grace_minutes=self.ctx.config.daemon.misfire_grace_minutes,
