@@ -65,6 +65,7 @@ class Agent:
         self.slots = SlotRunner(self.context, self.days, self.poster, self.engager)
 
     # ------------------------------------------------------------------ what the others read
+    # (the rest of the context is ``context``)
 
     @property
     def config(self) -> AgentConfig:
@@ -75,28 +76,12 @@ class Agent:
         return self.context.persona
 
     @property
-    def glimpse(self) -> GlimpseClient:
-        return self.context.glimpse
-
-    @property
     def ledger(self) -> AsyncLedger:
         return self.context.ledger
 
     @property
     def router(self) -> ImageRouter:
         return self.context.router
-
-    @property
-    def writing(self) -> Writing:
-        return self.context.writing
-
-    @property
-    def clock(self) -> Clock:
-        return self.context.clock
-
-    @property
-    def dry_run(self) -> bool:
-        return self.context.dry_run
 
     @property
     def log(self) -> Any:
@@ -111,10 +96,12 @@ class Agent:
 
     async def startup(self) -> None:
         """Learn who we are, then settle whatever a crash left half-done — before anything else."""
-        me = await self.glimpse.me()
+        me = await self.context.glimpse.me()
         self.context.self_id = me.id
         settled = await self.reconcile()
-        self.log.info("agent_started", agent_id=me.id, reconciled=settled, dry_run=self.dry_run)
+        self.log.info(
+            "agent_started", agent_id=me.id, reconciled=settled, dry_run=self.context.dry_run
+        )
 
     async def reconcile(self, *, abandon_missing: bool = True) -> int:
         """Settle every unsettled intent against Glimpse (see ``Reconciler``)."""
@@ -141,10 +128,10 @@ class Agent:
         return await self.quota.left(now)
 
     async def heartbeat(self) -> None:
-        if self.dry_run:
+        if self.context.dry_run:
             return
         try:
-            await self.glimpse.heartbeat()
+            await self.context.glimpse.heartbeat()
         except ServiceError as exc:
             self.log.warning("heartbeat_failed", error=str(exc))
         await self.quota.flush_server_limits()
