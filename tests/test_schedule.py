@@ -20,9 +20,7 @@ from glimpse_agent.config import AgentConfig, parse_config
 from glimpse_agent.ledger import AsyncLedger
 from glimpse_agent.notify import SystemdNotifier
 from glimpse_agent.persona import Engagement, Persona
-from glimpse_agent.planner import DayPlan, Slot, plan_day
-from glimpse_agent.planner.openday import plan_open_day
-from glimpse_agent.planner.schedule import LATE_STEP, schedule
+from glimpse_agent.planner import LATE_STEP, DayPlan, Slot, plan_day, plan_open_day, schedule_slots
 from glimpse_agent.run.daemon import Daemon
 from glimpse_agent.run.simulation import Simulation
 
@@ -43,7 +41,7 @@ def _plan(*slots: tuple[str, datetime]) -> DayPlan:
 
 def test_on_time_slots_run_at_their_time() -> None:
     plan = _plan(("d/post/1", NOW + 30 * MIN), ("d/engage/1", NOW))
-    decided = schedule([plan], now=NOW, grace=GRACE)
+    decided = schedule_slots([plan], now=NOW, grace=GRACE)
     assert [(d.slot.slot_id, d.when, d.run_at) for d in decided.runs] == [
         ("d/engage/1", "on time", NOW),
         ("d/post/1", "on time", NOW + 30 * MIN),
@@ -53,7 +51,7 @@ def test_on_time_slots_run_at_their_time() -> None:
 
 def test_late_slots_run_now_in_planned_order_a_millisecond_apart() -> None:
     plan = _plan(("d/post/1", NOW - 10 * MIN), ("d/engage/2", NOW - 5 * MIN))
-    decided = schedule([plan], now=NOW, grace=GRACE)
+    decided = schedule_slots([plan], now=NOW, grace=GRACE)
     assert [(d.slot.slot_id, d.when, d.run_at) for d in decided.runs] == [
         ("d/post/1", "late", NOW),
         ("d/engage/2", "late", NOW + LATE_STEP),
@@ -62,7 +60,7 @@ def test_late_slots_run_now_in_planned_order_a_millisecond_apart() -> None:
 
 def test_same_time_slots_keep_the_order_of_their_ids() -> None:
     at = NOW - 5 * MIN
-    decided = schedule([_plan(("d/post/1", at), ("d/engage/2", at))], now=NOW, grace=GRACE)
+    decided = schedule_slots([_plan(("d/post/1", at), ("d/engage/2", at))], now=NOW, grace=GRACE)
     assert [d.slot.slot_id for d in decided.runs] == ["d/engage/2", "d/post/1"]
     assert [d.run_at for d in decided.runs] == [NOW, NOW + LATE_STEP]
 
@@ -72,7 +70,7 @@ def test_a_slot_later_than_the_grace_is_missed_and_listed() -> None:
         ("d/post/1", NOW - 20 * MIN),  # a restart 20 minutes after the slot
         ("d/post/2", NOW - GRACE),  # exactly the grace late: still runs
     )
-    decided = schedule([plan], now=NOW, grace=GRACE)
+    decided = schedule_slots([plan], now=NOW, grace=GRACE)
     assert [s.slot_id for s in decided.missed] == ["d/post/1"]
     assert decided.decision("d/post/1").run_at is None
     assert decided.decision("d/post/2").when == "late"
@@ -89,7 +87,7 @@ def test_a_retry_runs_at_its_retry_time_whatever_the_planned_time() -> None:
         "d/post/2": NOW - 5 * MIN,  # due: runs now
         "d/post/3": NOW - 50 * MIN,  # its time passed while the process was down
     }
-    decided = schedule([plan], now=NOW, grace=GRACE, retries=retries)
+    decided = schedule_slots([plan], now=NOW, grace=GRACE, retries=retries)
     assert [(d.slot.slot_id, d.when, d.run_at, d.retry) for d in decided.runs] == [
         ("d/post/2", "late", NOW, True),
         ("d/post/1", "on time", NOW + 20 * MIN, True),
@@ -101,7 +99,7 @@ def test_a_retry_runs_at_its_retry_time_whatever_the_planned_time() -> None:
 
 def test_done_and_pending_slots_are_left_alone() -> None:
     plan = _plan(("d/post/1", NOW - 5 * MIN), ("d/post/2", NOW - 4 * MIN), ("d/post/3", NOW))
-    decided = schedule(
+    decided = schedule_slots(
         [plan],
         now=NOW,
         grace=GRACE,
@@ -119,7 +117,8 @@ def test_done_and_pending_slots_are_left_alone() -> None:
 
 
 def test_a_retry_of_a_slot_no_longer_planned_is_ignored() -> None:
-    decided = schedule([_plan(("d/post/1", NOW))], now=NOW, grace=GRACE, retries={"x/post/9": NOW})
+    plan = _plan(("d/post/1", NOW))
+    decided = schedule_slots([plan], now=NOW, grace=GRACE, retries={"x/post/9": NOW})
     assert [d.slot.slot_id for d in decided.decisions] == ["d/post/1"]
     with pytest.raises(KeyError):
         decided.decision("x/post/9")
@@ -128,7 +127,7 @@ def test_a_retry_of_a_slot_no_longer_planned_is_ignored() -> None:
 def test_slots_of_several_days_are_decided_together() -> None:
     yesterday = DayPlan(date(2026, 1, 13), (Slot("y/post/1", "post", NOW - 8 * MIN),))
     today = DayPlan(date(2026, 1, 14), (Slot("t/post/1", "post", NOW - 9 * MIN),))
-    decided = schedule([yesterday, today], now=NOW, grace=GRACE)
+    decided = schedule_slots([yesterday, today], now=NOW, grace=GRACE)
     assert [(d.slot.slot_id, d.run_at) for d in decided.runs] == [
         ("t/post/1", NOW),
         ("y/post/1", NOW + LATE_STEP),

@@ -12,12 +12,13 @@ from glimpse_agent.agent.context import AgentContext
 from glimpse_agent.ledger import Ledger
 from glimpse_agent.planner import (
     DayPlan,
+    OpenDay,
     Slot,
     days_to_plan,
     next_local_midnight,
+    plan_open_day,
     sessions_remaining,
 )
-from glimpse_agent.planner.openday import OpenDay, plan_open_day
 
 
 class DayPlanner:

@@ -14,9 +14,7 @@ from glimpse_agent.commands._common import load, warn_if_ledger_is_ahead
 from glimpse_agent.ledger import Ledger
 from glimpse_agent.limits import next_midnight
 from glimpse_agent.persona import Persona
-from glimpse_agent.planner import Slot, days_to_plan
-from glimpse_agent.planner.openday import plan_open_day
-from glimpse_agent.planner.schedule import Decision
+from glimpse_agent.planner import Slot, SlotDecision, days_to_plan, plan_open_day
 
 #: The buckets a persona spends, in the order a person reads them.
 SHOWN_BUCKETS = ("posts", "generation", "reactions", "comments", "follows")
@@ -104,7 +102,7 @@ def _local(at: datetime, persona: Persona) -> str:
 
 def _slot(
     slot: Slot,
-    decision: Decision,
+    decision: SlotDecision,
     retries: dict[str, datetime],
     now: datetime,
     persona: Persona,
@@ -122,7 +120,7 @@ def _slot(
     }
 
 
-def _state(decision: Decision, now: datetime) -> str:
+def _state(decision: SlotDecision, now: datetime) -> str:
     """The schedule's decision, as `plan` names it."""
     if decision.when == "done":
         return "done"

@@ -16,7 +16,7 @@ from datetime import date, datetime, timedelta
 
 from glimpse_agent.persona import Persona
 from glimpse_agent.planner.dayplan import DayPlan, plan_day, posts_allowed, posts_that_fit
-from glimpse_agent.planner.schedule import Schedule, schedule
+from glimpse_agent.planner.schedule import Schedule, schedule_slots
 from glimpse_agent.planner.window import active_window
 
 
@@ -69,7 +69,7 @@ def plan_open_day(
         jitter_minutes=jitter_minutes,
     )
     full = plan_day(persona, local_day, posts_allowed=allowed, jitter_minutes=jitter_minutes)
-    decided = schedule(
+    decided = schedule_slots(
         [full],
         now=now,
         grace=timedelta(minutes=grace_minutes),

@@ -30,7 +30,7 @@ LATE_STEP = timedelta(milliseconds=1)
 
 
 @dataclass(frozen=True, slots=True)
-class Decision:
+class SlotDecision:
     """What happens to one slot. ``slot.at`` is when it was due (the retry time of a retried
     slot); ``run_at`` is when it runs, or None when it does not (done, pending, missed)."""
 
@@ -44,10 +44,10 @@ class Decision:
 class Schedule:
     """Every slot's decision, in planned order (by due time, then slot id)."""
 
-    decisions: tuple[Decision, ...]
+    decisions: tuple[SlotDecision, ...]
 
     @property
-    def runs(self) -> tuple[Decision, ...]:
+    def runs(self) -> tuple[SlotDecision, ...]:
         """The slots to run (on time or late), soonest first."""
         return tuple(d for d in self.decisions if d.run_at is not None)
 
@@ -55,7 +55,7 @@ class Schedule:
     def missed(self) -> tuple[Slot, ...]:
         return tuple(d.slot for d in self.decisions if d.when == "missed")
 
-    def decision(self, slot_id: str) -> Decision:
+    def decision(self, slot_id: str) -> SlotDecision:
         """The decision on ``slot_id``; KeyError if it is in none of the plans."""
         found = next((d for d in self.decisions if d.slot.slot_id == slot_id), None)
         if found is None:
@@ -63,7 +63,7 @@ class Schedule:
         return found
 
 
-def schedule(
+def schedule_slots(
     plans: Iterable[DayPlan],
     *,
     now: datetime,
@@ -87,14 +87,14 @@ def schedule(
     for slot in sorted(due, key=lambda s: (s.at, s.slot_id)):
         retry = slot.slot_id in again
         if slot.slot_id in done_ids:
-            decisions.append(Decision(slot, "done", None))
+            decisions.append(SlotDecision(slot, "done", None))
         elif slot.slot_id in pending_ids:
-            decisions.append(Decision(slot, "pending", None, retry))
+            decisions.append(SlotDecision(slot, "pending", None, retry))
         elif slot.at >= now:
-            decisions.append(Decision(slot, "on time", slot.at, retry))
+            decisions.append(SlotDecision(slot, "on time", slot.at, retry))
         elif slot.at >= now - grace:
-            decisions.append(Decision(slot, "late", now + late * LATE_STEP, retry))
+            decisions.append(SlotDecision(slot, "late", now + late * LATE_STEP, retry))
             late += 1
         else:
-            decisions.append(Decision(slot, "missed", None, retry))
+            decisions.append(SlotDecision(slot, "missed", None, retry))
     return Schedule(tuple(decisions))

@@ -33,8 +33,7 @@ from glimpse_agent.clock import Clock
 from glimpse_agent.errors import RateLimited, ServiceError
 from glimpse_agent.logs import get_logger
 from glimpse_agent.notify import SystemdNotifier, watchdog_interval_seconds, write_heartbeat
-from glimpse_agent.planner import DayPlan, Slot
-from glimpse_agent.planner.schedule import Schedule, schedule
+from glimpse_agent.planner import DayPlan, Schedule, Slot, schedule_slots
 
 _MINUTE = timedelta(minutes=1)
 #: Seconds between start-up attempts while Glimpse is unreachable; the last one repeats.
@@ -273,7 +272,7 @@ class Daemon:
         # A slot that is running, or already waiting for its time (a planned retry), is not the
         # plan's to move: rescheduling it would run it again at once, before its retry time.
         pending = {job.id for job in self._scheduler.get_jobs()} | self._running
-        decided = schedule(plans, now=now, grace=self.grace, pending=pending)
+        decided = schedule_slots(plans, now=now, grace=self.grace, pending=pending)
         for run in decided.runs:
             assert run.run_at is not None
             self._schedule_slot(run.slot, run.run_at)

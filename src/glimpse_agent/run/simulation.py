@@ -21,8 +21,7 @@ from glimpse_agent.clock import SimulatedClock
 from glimpse_agent.config import AgentConfig
 from glimpse_agent.logs import get_logger
 from glimpse_agent.persona import Persona
-from glimpse_agent.planner import DayPlan, Slot
-from glimpse_agent.planner.schedule import schedule
+from glimpse_agent.planner import DayPlan, Slot, schedule_slots
 
 # A heartbeat every 10 minutes would dominate a simulated week; once an hour shows the same thing.
 SIM_HEARTBEAT = timedelta(hours=1)
@@ -132,7 +131,7 @@ class Simulation:
                 now = self.clock.now()
                 plans, next_at = await agent.plan_day(now)
                 grace = timedelta(minutes=agent.config.daemon.misfire_grace_minutes)
-                decided = schedule(plans, now=now, grace=grace, pending=pending[i])
+                decided = schedule_slots(plans, now=now, grace=grace, pending=pending[i])
                 missed = {s.slot_id for s in decided.missed}
                 if missed:
                     self.log.warning(
