@@ -48,7 +48,7 @@ class Schedule:
 
     @property
     def runs(self) -> tuple[SlotDecision, ...]:
-        """The slots to run (on time or late), soonest first."""
+        """The slots to run (on time or late), in planned order."""
         return tuple(d for d in self.decisions if d.run_at is not None)
 
     @property

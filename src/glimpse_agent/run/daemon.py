@@ -33,7 +33,7 @@ from glimpse_agent.clock import Clock
 from glimpse_agent.errors import RateLimited, ServiceError
 from glimpse_agent.logs import get_logger
 from glimpse_agent.notify import SystemdNotifier, watchdog_interval_seconds, write_heartbeat
-from glimpse_agent.planner import DayPlan, Schedule, Slot, schedule_slots
+from glimpse_agent.planner import DayPlan, Slot, schedule_slots
 
 _MINUTE = timedelta(minutes=1)
 #: Seconds between start-up attempts while Glimpse is unreachable; the last one repeats.
@@ -265,7 +265,7 @@ class Daemon:
 
         return job
 
-    async def _replan(self) -> Schedule:
+    async def _replan(self) -> None:
         assert self._scheduler is not None
         plans, next_plan_at = await self.agent.plan_day(self.clock.now())
         now = self.clock.now()
@@ -295,7 +295,6 @@ class Daemon:
             ],
             next_plan_at=next_plan_at.isoformat(),
         )
-        return decided
 
     def _schedule_slot(self, slot: Slot, at: datetime) -> None:
         assert self._scheduler is not None

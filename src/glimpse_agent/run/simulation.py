@@ -132,10 +132,12 @@ class Simulation:
                 plans, next_at = await agent.plan_day(now)
                 grace = timedelta(minutes=agent.config.daemon.misfire_grace_minutes)
                 decided = schedule_slots(plans, now=now, grace=grace, pending=pending[i])
-                missed = {s.slot_id for s in decided.missed}
-                if missed:
+                if decided.missed:
                     self.log.warning(
-                        "slots_missed", persona=name, slots=[s.slot_id for s in decided.missed]
+                        "slots_missed",
+                        persona=name,
+                        slots=[s.slot_id for s in decided.missed],
+                        grace_minutes=grace / timedelta(minutes=1),
                     )
                 for plan in plans:
                     # Planned: made so far, plus still to make within the simulated span (a slot
