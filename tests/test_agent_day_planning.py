@@ -86,13 +86,13 @@ async def test_a_window_across_midnight_utc_plans_every_post_every_day(harness: 
 async def test_the_agent_forgets_closed_days(harness: Harness) -> None:
     """Re-planning every local midnight for weeks keeps only the days still open in memory."""
     h = harness
-    h.agent._dry_done.add("2026-06-01/engage/1")
+    h.agent.days.dry_done.add("2026-06-01/engage/1")
     # Planned retries live in the ledger (a restart keeps them) and are pruned with the slots.
     h.sync.plan_retry("2026-06-01/post/1", h.clock.now())
     for _ in range(30):
         _, next_at = await h.agent.plan_day(h.clock.now())
         h.clock.set(next_at)
     h.sync.prune(h.clock.now())
-    assert len(h.agent._plans) <= 2
+    assert len(h.agent.days.plans) <= 2
     assert h.sync.planned_retries("2026-06-01") == {}
-    assert h.agent._dry_done == set()
+    assert h.agent.days.dry_done == set()

@@ -24,7 +24,7 @@ import pytest
 from structlog.testing import capture_logs
 
 from glimpse_agent import cli
-from glimpse_agent.agent import posting as posting_module
+from glimpse_agent.agent import settle as settle_module
 from glimpse_agent.clock import utc
 from glimpse_agent.config import LoadedAgent, load_persona, parse_config
 from glimpse_agent.glimpse import GlimpseClient
@@ -312,7 +312,7 @@ async def test_crash_between_post_and_settle_is_reconciled_at_restart(
         raise SimulatedCrash
 
     with monkeypatch.context() as patched:
-        patched.setattr(posting_module, "_settle_post", crash)
+        patched.setattr(settle_module, "settle_post", crash)
         with pytest.raises(SimulatedCrash):
             await me.runtime.agent.run_slot(slot)
     assert len(stack.world.posts_by(me.agent_id)) == 1  # Glimpse has it...
@@ -334,6 +334,51 @@ async def test_crash_between_post_and_settle_is_reconciled_at_restart(
     assert slot.slot_id not in {s.slot_id for p in plans for s in p.slots}
     assert len(stack.world.posts_by(me.agent_id)) == 1
     assert me.ledger.count_on("posts", utc_day(stack)) == 1
+
+
+async def test_intents_left_open_by_the_previous_version_still_reconcile(agents: Agents) -> None:
+    """Open intents as the previous version wrote them (plain payloads under the same keys)
+    are settled at the next start: the post found on Glimpse is recorded with how it was made,
+    the like is counted and remembered."""
+    stack = agents.stack
+    me = await agents.new()
+    now = stack.clock.now()
+    slot_id = f"{now.astimezone(ZoneInfo(agents.persona.timezone)).date()}/post/1"
+    post_id = stack.world.post_as(me.agent_id, "harbour lights at dusk")
+    target = relevant_posts(stack, 1)[0]
+    me.ledger.begin_intent(
+        "post",
+        {
+            "slot_id": slot_id,
+            "caption": "harbour lights at dusk",
+            "prompt": "harbour lights, long exposure",
+            "topic": "harbours",
+            "angle": "at blue hour",
+            "backend": "openai",
+            "model": "gpt-image-1",
+            "cost_usd": 0.04,
+        },
+        now,
+    )
+    me.ledger.begin_intent(
+        "like", {"target": target, "counterpart": "npc", "bucket": "reactions"}, now
+    )
+
+    me = await agents.restart(me)  # startup() reconciles
+
+    assert me.ledger.unsettled_intents() == []
+    [own] = me.ledger.recent_posts(10)
+    assert (own.post_id, own.slot_id, own.prompt, own.topic, own.angle) == (
+        post_id,
+        slot_id,
+        "harbour lights, long exposure",
+        "harbours",
+        "at blue hour",
+    )
+    assert (own.backend, own.model, own.cost_usd) == ("openai", "gpt-image-1", 0.04)
+    assert me.ledger.slot_done(slot_id)
+    assert me.ledger.has_engaged("like", target)
+    assert me.ledger.count_on("reactions", utc_day(stack)) == 1
 
 
 async def test_create_post_timeout_that_still_posts_is_settled_not_repeated(agents: Agents) -> None:

@@ -1,14 +1,17 @@
-"""Making and publishing one post: idea, image prompt, image (router), caption (chain +
-safety), write-ahead intent, ``create_post``, settlement in one atomic ledger write. A timeout on
-``create_post`` is looked up on Glimpse, never blindly re-sent."""
+"""``Poster``: making and publishing one post: idea, image prompt, image (router), caption
+(chain + safety), write-ahead intent, ``create_post``, settlement in one atomic ledger write. A
+timeout on ``create_post`` is looked up on Glimpse, never blindly re-sent."""
 
 from __future__ import annotations
 
 import asyncio
-from datetime import datetime, timedelta
 from typing import Any
 
-from glimpse_agent.agent._base import AgentBase, Outcome
+from glimpse_agent.agent.context import AgentContext
+from glimpse_agent.agent.outcome import Outcome
+from glimpse_agent.agent.quota import Quota
+from glimpse_agent.agent.reconcile import Reconciler
+from glimpse_agent.agent.settle import commit_post
 from glimpse_agent.errors import (
     BudgetExceeded,
     GlimpseAgentError,
@@ -16,71 +19,72 @@ from glimpse_agent.errors import (
     Rejected,
     ServiceError,
 )
-from glimpse_agent.glimpse import Post
 from glimpse_agent.imaging import ImageRequest, prepare_for_post
-from glimpse_agent.ledger import Ledger, OwnPost
-from glimpse_agent.planner import PastIdea, is_repeat, next_idea
+from glimpse_agent.ledger.records import PostIntent
+from glimpse_agent.planner import IDEA_MEMORY, PastIdea, is_repeat, next_idea
 from glimpse_agent.writing import CaptionRequest
 
-IDEA_MEMORY = timedelta(days=30)
 #: After every image backend failed for a reason that passes (outage, 429, open breaker).
 IMAGE_RETRY_SECONDS = 20 * 60.0
 
 
-class Posting(AgentBase):
-    """``Agent.post`` and what settles a post (also used by ``reconcile``)."""
+class Poster:
+    """``Agent.post``. A post that may have gone out is handed to the reconciler at once."""
+
+    def __init__(self, ctx: AgentContext, quota: Quota, reconciler: Reconciler) -> None:
+        self.ctx = ctx
+        self.quota = quota
+        self.reconciler = reconciler
 
     async def post(self, slot_id: str | None = None) -> Outcome:
         """Make and publish one post: idea, image, caption, safety, intent, post, settle."""
-        now = self.clock.now()
+        ctx = self.ctx
+        ledger, writing, clock = ctx.ledger, ctx.writing, ctx.clock
+        now = clock.now()
         slot_id = slot_id or f"adhoc/{now.isoformat()}"
-        log = self.log.bind(job=slot_id, action="post")
-        left = await self.budgets(now)
+        log = ctx.log.bind(job=slot_id, action="post")
+        left = await self.quota.left(now)
         if left.get("posts", 0) <= 0 or left.get("generation", 0) <= 0:
             log.info("post_skipped", reason="post or generation quota used up", left=left)
             return Outcome("post", False, "quota used up")
         history = [
             PastIdea(p.topic, p.prompt, p.at, p.angle)
-            for p in await self.ledger.ideas_since(now - IDEA_MEMORY)
+            for p in await ledger.ideas_since(now - IDEA_MEMORY)
         ]
-        idea = next_idea(self.persona, history, now, seed=slot_id)
+        idea = next_idea(ctx.persona, history, now, seed=slot_id)
         recent_prompts = [h.prompt for h in history]
-        prompt = await self.writing.image_prompt(idea.topic, idea.angle, recent_prompts)
+        prompt = await writing.image_prompt(idea.topic, idea.angle, recent_prompts)
         # The art style is in every prompt: only the subject and the angle can repeat.
-        style = self.persona.art_style
+        style = ctx.persona.art_style
         if is_repeat(prompt, history, now, common=style):
-            prompt = await self.writing.image_prompt(
-                idea.topic, idea.angle, [*recent_prompts, prompt]
-            )
+            prompt = await writing.image_prompt(idea.topic, idea.angle, [*recent_prompts, prompt])
             if is_repeat(prompt, history, now, common=style):
                 log.warning("post_skipped", reason="could not find a fresh idea")
                 return Outcome("post", False, "no fresh idea")
-        if self.dry_run:
+        if ctx.dry_run:
             # Generating is a write too (Glimpse's generator spends the day's generation quota
             # and may first PUT the BYOK settings; the others cost money): log it instead.
-            log.info("dry_run_generate", prompt=prompt, backends=self.router.names)
+            log.info("dry_run_generate", prompt=prompt, backends=ctx.router.names)
             return await self._dry_run_post(log, idea.topic, prompt, list(idea.hashtags))
         # Actions are counted at the instant their request went out, which is before the
         # server's X-RateLimit-* answer was seen: counted later, the server's ``remaining`` (that
         # already includes the action) would be lowered by it a second time.
-        generation_sent = self.clock.now()
+        generation_sent = clock.now()
         try:
-            image = await self.router.generate(
-                ImageRequest(prompt=prompt, persona=self.persona.name)
-            )
+            image = await ctx.router.generate(ImageRequest(prompt=prompt, persona=ctx.persona.name))
         except BudgetExceeded as exc:
             log.warning("post_skipped", reason=str(exc))
-            await self.ledger.record_error("post", str(exc), now)
+            await ledger.record_error("post", str(exc), now)
             return Outcome("post", False, str(exc))
         except ServiceError as exc:
             log.error("image_failed", error=str(exc))
-            await self.ledger.record_error("imaging", str(exc), self.clock.now())
+            await ledger.record_error("imaging", str(exc), clock.now())
             wait = IMAGE_RETRY_SECONDS if exc.retryable else None
             return Outcome("post", False, f"image failed: {exc}", retry_after=wait)
         if image.backend == "glimpse":
             # Only Glimpse's own generator counts against its generation limits.
-            await self.ledger.record_action("generation", generation_sent, ref=slot_id)
-        caption = await self.writing.caption(
+            await ledger.record_action("generation", generation_sent, ref=slot_id)
+        caption = await writing.caption(
             CaptionRequest(
                 topic=idea.topic,
                 image_prompt=prompt,
@@ -91,55 +95,55 @@ class Posting(AgentBase):
         )
         if caption is None:
             log.warning("post_skipped", reason="no caption passed the safety filter")
-            await self.ledger.record_error("caption", "no safe caption", self.clock.now())
+            await ledger.record_error("caption", "no safe caption", clock.now())
             return Outcome("post", False, "no safe caption")
         text = with_attribution(
-            caption.text, image.attribution, self.config.safety.caption_max_chars
+            caption.text, image.attribution, ctx.config.safety.caption_max_chars
         )
         ready = await asyncio.to_thread(prepare_for_post, image)
-        payload = {
-            "slot_id": slot_id,
-            "caption": text,
-            "prompt": prompt,
-            "topic": idea.topic,
-            "angle": idea.angle,
-            "backend": image.backend,
-            "model": image.model,
-            "cost_usd": image.cost_usd,
-        }
-        intent = await self.ledger.begin_intent("post", payload, self.clock.now())
-        post_sent = self.clock.now()
+        intent = PostIntent(
+            slot_id=slot_id,
+            caption=text,
+            prompt=prompt,
+            topic=idea.topic,
+            angle=idea.angle,
+            backend=image.backend,
+            model=image.model,
+            cost_usd=image.cost_usd,
+        )
+        intent_id = await ledger.begin_intent("post", intent.to_doc(), clock.now())
+        post_sent = clock.now()
         try:
-            post = await self.glimpse.create_post(
+            post = await ctx.glimpse.create_post(
                 caption=text,
                 image_url=ready.image_url,
                 image_bytes=ready.data,
                 mime_type=ready.mime_type if ready.data is not None else None,
-                is_nsfw=self.persona.nsfw,
+                is_nsfw=ctx.persona.nsfw,
                 generation_model=image.model or None,
                 generation_prompt=prompt,
             )
         except (Rejected, RateLimited) as exc:
             # The server refused: it certainly did not post.
-            await self.ledger.abandon_intent(intent, str(exc))
-            await self._note_failure("posts", exc)
+            await ledger.abandon_intent(intent_id, str(exc))
+            await self.quota.note_failure("posts", exc)
             wait = (exc.retry_after or 60.0) if isinstance(exc, RateLimited) else None
             return Outcome("post", False, f"post refused: {exc}", retry_after=wait)
         except ServiceError as exc:
             # Timeout or 5xx: it may have posted. Look now; if Glimpse cannot tell us, the intent
             # stays open and the next start settles it — never a blind second post.
-            await self._note_failure("posts", exc)
+            await self.quota.note_failure("posts", exc)
             await self._reconcile_soon()
             return Outcome("post", False, f"post failed: {exc}")
-        await self._commit_post(intent, post, payload, at=post_sent)
-        await self._flush_limits()
+        await commit_post(ledger, intent_id, post, intent, at=post_sent)
+        await self.quota.flush_server_limits()
         log.info("posted", post_id=post.id, backend=image.backend, caption_source=caption.source)
         return Outcome("post", True, post_id=post.id)
 
     async def _dry_run_post(
         self, log: Any, topic: str, prompt: str, hashtags: list[str]
     ) -> Outcome:
-        caption = await self.writing.caption(
+        caption = await self.ctx.writing.caption(
             CaptionRequest(topic=topic, image_prompt=prompt, hashtags=hashtags)
         )
         if caption is None:
@@ -148,35 +152,11 @@ class Posting(AgentBase):
         log.info("dry_run_post", caption=caption.text, prompt=prompt, topic=topic)
         return Outcome("post", True, "dry run")
 
-    async def _commit_post(
-        self,
-        intent_id: str,
-        post: Post,
-        payload: dict[str, Any],
-        *,
-        at: datetime,
-        reconciled: bool = False,
-    ) -> None:
-        own = OwnPost(
-            post_id=post.id,
-            seq=post.seq,
-            created_at=at,
-            prompt=str(payload.get("prompt", "")),
-            topic=str(payload.get("topic", "")),
-            caption=str(payload.get("caption", "")),
-            backend=str(payload.get("backend", "")),
-            model=str(payload.get("model") or ""),
-            cost_usd=float(payload.get("cost_usd") or 0.0),
-            slot_id=str(payload.get("slot_id") or "") or None,
-            angle=str(payload.get("angle") or ""),
-        )
-        await self.ledger.run(_settle_post, intent_id, own, reconciled)
-
     async def _reconcile_soon(self) -> None:
         try:
-            await self.reconcile(abandon_missing=False)
+            await self.reconciler.reconcile(abandon_missing=False)
         except GlimpseAgentError as exc:
-            self.log.warning("reconcile_deferred", error=str(exc))
+            self.ctx.log.warning("reconcile_deferred", error=str(exc))
 
 
 def with_attribution(caption: str, attribution: str | None, max_chars: int) -> str:
@@ -189,29 +169,3 @@ def with_attribution(caption: str, attribution: str | None, max_chars: int) -> s
     if len(caption) > room:
         caption = caption[: max(0, room - 1)].rsplit(" ", 1)[0].rstrip() + "…"
     return f"{caption}\n\n{attribution}"
-
-
-def _settle_post(ledger: Ledger, intent_id: str, own: OwnPost, reconciled: bool) -> None:
-    """Post recorded, quota spent and intent settled in ONE atomic write: no crash can count a
-    post twice or lose it."""
-    with ledger.transaction():
-        ledger.settle_intent(
-            intent_id, {"post_id": own.post_id, "reconciled": reconciled}, post=own
-        )
-        ledger.record_action("posts", own.created_at, ref=own.post_id)
-
-
-def find_post(recent: list[Post], payload: dict[str, Any]) -> Post | None:
-    caption = str(payload.get("caption", "")).strip()
-    prompt = str(payload.get("prompt", "")).strip()
-    for post in recent:
-        if caption and (post.caption or "").strip() == caption:
-            return post
-        if prompt and (post.generation_prompt or "").strip() == prompt:
-            return post
-    return None
-
-
-def match_time(post: Post, fallback: datetime) -> datetime:
-    created = getattr(post, "created_at", None)
-    return created if isinstance(created, datetime) else fallback

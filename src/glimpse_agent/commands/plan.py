@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import argparse
 import json
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any
 
 from glimpse_agent.clock import Clock, SimulatedClock, SystemClock
@@ -14,13 +14,7 @@ from glimpse_agent.commands._common import load, warn_if_ledger_is_ahead
 from glimpse_agent.ledger import Ledger
 from glimpse_agent.limits import next_midnight
 from glimpse_agent.persona import Persona
-from glimpse_agent.planner import (
-    active_window,
-    days_to_plan,
-    plan_day,
-    posts_allowed,
-    posts_that_fit,
-)
+from glimpse_agent.planner import Slot, SlotDecision, days_to_plan, plan_open_day
 
 #: The buckets a persona spends, in the order a person reads them.
 SHOWN_BUCKETS = ("posts", "generation", "reactions", "comments", "follows")
@@ -31,55 +25,32 @@ def main(args: argparse.Namespace) -> int:
     config, persona = loaded.config, loaded.persona
     clock: Clock = SystemClock() if args.at is None else SimulatedClock(args.at)
     now = clock.now()
-    grace = timedelta(minutes=config.daemon.misfire_grace_minutes)
     days: list[dict[str, Any]] = []
     with Ledger.open(config.state_dir, clock=clock, read_only=True) as ledger:
         warn_if_ledger_is_ahead(ledger, now)
         left = ledger.remaining_all(now, persona)
         for local_day in days_to_plan(persona, now):
             key = local_day.isoformat()
-            done = set(ledger.done_slots(key))
-            start, end = active_window(persona, local_day)
-            # As the daemon does: the quota as it will stand when the window opens.
-            at_open = ledger.remaining_all(max(now, start), persona)
-            posted = sum(1 for s in done if "/post/" in s)
-            allowed = posts_that_fit(
+            retries = {s: at for s, (at, _) in ledger.planned_retries(key).items()}
+            # The daemon's own recipe: same slots, same ids, same post count, same decisions.
+            opened = plan_open_day(
                 persona,
                 local_day,
-                done=frozenset(done),
-                floor=posts_allowed(persona, posted, at_open),
-                left_at=lambda t: ledger.remaining_all(max(now, t), persona),
+                now=now,
+                done=ledger.done_slots(key),
+                retries=retries,
+                left_at=lambda t: ledger.remaining_all(t, persona),
                 jitter_minutes=config.daemon.jitter_minutes,
+                grace_minutes=config.daemon.misfire_grace_minutes,
             )
-            plan = plan_day(
-                persona,
-                local_day,
-                posts_allowed=allowed,
-                jitter_minutes=config.daemon.jitter_minutes,
-            )
-            retries = ledger.planned_retries(key)
+            start, end = opened.window
             days.append(
                 {
                     "local_day": key,
                     "active": [_local(start, persona), _local(end, persona)],
                     "slots": [
-                        {
-                            "slot": s.slot_id,
-                            "kind": s.kind,
-                            "local": _local(s.at, persona),
-                            "utc": s.at.isoformat(),
-                            "done": s.slot_id in done,
-                            "past": s.at < now,
-                            "state": "retry"
-                            if s.slot_id in retries
-                            else _state(s.slot_id in done, s.at, now, grace),
-                            **(
-                                {"retry_at": retries[s.slot_id][0].isoformat()}
-                                if s.slot_id in retries
-                                else {}
-                            ),
-                        }
-                        for s in plan.slots
+                        _slot(s, opened.schedule.decision(s.slot_id), retries, now, persona)
+                        for s in opened.full.slots
                     ],
                 }
             )
@@ -129,9 +100,34 @@ def _local(at: datetime, persona: Persona) -> str:
     return at.astimezone(persona.zone).isoformat()
 
 
-def _state(done: bool, at: datetime, now: datetime, grace: timedelta) -> str:
-    if done:
+def _slot(
+    slot: Slot,
+    decision: SlotDecision,
+    retries: dict[str, datetime],
+    now: datetime,
+    persona: Persona,
+) -> dict[str, Any]:
+    done = decision.when == "done"
+    return {
+        "slot": slot.slot_id,
+        "kind": slot.kind,
+        "local": _local(slot.at, persona),
+        "utc": slot.at.isoformat(),
+        "done": done,
+        "past": slot.at < now,
+        "state": _state(decision, now),
+        **({"retry_at": retries[slot.slot_id].isoformat()} if slot.slot_id in retries else {}),
+    }
+
+
+def _state(decision: SlotDecision, now: datetime) -> str:
+    """The schedule's decision, as `plan` names it."""
+    if decision.when == "done":
         return "done"
-    if at < now - grace:
+    if decision.retry:
+        return "retry"
+    if decision.when == "missed":
         return "missed"
-    return "due now" if at <= now else "planned"
+    if decision.when == "late" or (decision.run_at is not None and decision.run_at <= now):
+        return "due now"
+    return "planned"

@@ -119,6 +119,80 @@ class Intent:
 
 
 @dataclass(frozen=True)
+class PostIntent:
+    """What a post intent remembers: enough to find the post on Glimpse after a crash (its
+    caption and prompt) and to record it as ours (how it was made). Stored as the intent's
+    payload, under the same keys as ever, so an older ledger's open intents still reconcile."""
+
+    slot_id: str | None
+    caption: str
+    prompt: str
+    topic: str
+    angle: str
+    backend: str
+    model: str
+    cost_usd: float
+
+    def to_doc(self) -> dict[str, Any]:
+        return {f.name: getattr(self, f.name) for f in fields(self)}
+
+    @classmethod
+    def from_doc(cls, doc: dict[str, Any]) -> PostIntent:
+        # Lenient: a payload from an older version may lack a key or hold a null.
+        return cls(
+            slot_id=str(doc.get("slot_id") or "") or None,
+            caption=str(doc.get("caption") or ""),
+            prompt=str(doc.get("prompt") or ""),
+            topic=str(doc.get("topic") or ""),
+            angle=str(doc.get("angle") or ""),
+            backend=str(doc.get("backend") or ""),
+            model=str(doc.get("model") or ""),
+            cost_usd=float(doc.get("cost_usd") or 0.0),
+        )
+
+    def own_post(self, post_id: str, seq: int | None, created_at: datetime) -> OwnPost:
+        """The post this intent became, published as ``post_id`` at ``created_at``."""
+        return OwnPost(
+            post_id=post_id,
+            seq=seq,
+            created_at=created_at,
+            prompt=self.prompt,
+            topic=self.topic,
+            caption=self.caption,
+            backend=self.backend,
+            model=self.model,
+            cost_usd=self.cost_usd,
+            slot_id=self.slot_id,
+            angle=self.angle,
+        )
+
+
+@dataclass(frozen=True)
+class EngagementIntent:
+    """A like, comment, reply or follow we were about to make: its ``kind`` is the intent's
+    kind; the payload holds the target, the target's author (``counterpart``) and the quota
+    bucket it spends (empty: none)."""
+
+    kind: str
+    target: str
+    counterpart: str | None
+    bucket: str
+
+    def to_doc(self) -> dict[str, Any]:
+        return {"target": self.target, "counterpart": self.counterpart, "bucket": self.bucket}
+
+    @classmethod
+    def from_doc(cls, kind: str, doc: dict[str, Any]) -> EngagementIntent:
+        counterpart = doc.get("counterpart")
+        return cls(
+            kind=kind,
+            target=str(doc.get("target", "")),
+            counterpart=None if counterpart is None else str(counterpart),
+            bucket=str(doc.get("bucket", "")),
+        )
+
+
+@dataclass(frozen=True)
 class ErrorEntry:
     """An error worth showing in ``status``: where it happened and what it said."""
 

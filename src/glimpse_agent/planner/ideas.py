@@ -159,21 +159,32 @@ def is_repeat(
     overlap: float = DEFAULT_OVERLAP,
     common: str = "",
 ) -> bool:
-    """Whether ``prompt`` repeats one used in the last ``days`` days.
+    """Whether ``prompt`` repeats one used in the last ``days`` days (see ``is_repeat_of``)."""
+    cutoff = now - timedelta(days=days)
+    recent = (past.prompt for past in history if past.at > cutoff)
+    return is_repeat_of(prompt, recent, overlap=overlap, common=common)
+
+
+def is_repeat_of(
+    prompt: str,
+    earlier: Iterable[str],
+    *,
+    overlap: float = DEFAULT_OVERLAP,
+    common: str = "",
+) -> bool:
+    """Whether ``prompt`` is the same idea as one of the ``earlier`` prompts, whenever they
+    were used (the caller chooses which count: ``is_repeat`` takes those of the last days).
 
     Equal after normalisation (case, punctuation, whitespace), or sharing at least ``overlap``
     of their content words (Jaccard), counts as a repeat. Words of ``common`` (pass the
     persona's art style: every prompt carries it) are left out of the comparison, so that
     what decides is the subject and the angle, not the shared style.
     """
-    cutoff = now - timedelta(days=days)
     text = normalise(prompt)
     shared = _prompt_words(normalise(common))
     words = _prompt_words(text) - shared
-    for past in history:
-        if past.at <= cutoff:
-            continue
-        other = normalise(past.prompt)
+    for other_prompt in earlier:
+        other = normalise(other_prompt)
         if other == text:
             return True
         other_words = _prompt_words(other) - shared

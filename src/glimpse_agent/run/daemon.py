@@ -3,7 +3,8 @@
 APScheduler 3.11's ``AsyncIOScheduler`` holds one job per planned action (post or engagement
 session), a job that re-plans at the persona's local midnight, and a Glimpse heartbeat. Actions
 never overlap (one lock). A slot that fires late still runs once if it is within the misfire
-grace, and never if it is older (yesterday's); the re-plan job runs however late it fires.
+grace, and never if it is older (yesterday's): ``planner.schedule`` decides, as it does for the
+simulation; the re-plan job runs however late it fires.
 At start-up, a Glimpse that cannot be reached (outage, 5xx, 429) is tried again with a growing
 wait, forever, rather than exiting into a restart loop that systemd gives up on after a few
 minutes; ``READY=1`` follows the first successful start-up, and ``EXTEND_TIMEOUT_USEC``/``STATUS``
@@ -32,7 +33,7 @@ from glimpse_agent.clock import Clock
 from glimpse_agent.errors import RateLimited, ServiceError
 from glimpse_agent.logs import get_logger
 from glimpse_agent.notify import SystemdNotifier, watchdog_interval_seconds, write_heartbeat
-from glimpse_agent.planner import DayPlan, Slot
+from glimpse_agent.planner import DayPlan, Slot, schedule_slots
 
 _MINUTE = timedelta(minutes=1)
 #: Seconds between start-up attempts while Glimpse is unreachable; the last one repeats.
@@ -268,28 +269,21 @@ class Daemon:
         assert self._scheduler is not None
         plans, next_plan_at = await self.agent.plan_day(self.clock.now())
         now = self.clock.now()
-        missed: list[str] = []
         # A slot that is running, or already waiting for its time (a planned retry), is not the
         # plan's to move: rescheduling it would run it again at once, before its retry time.
         pending = {job.id for job in self._scheduler.get_jobs()} | self._running
-        late = 0
-        for slot in sorted((s for plan in plans for s in plan.slots), key=lambda s: s.at):
-            if slot.slot_id in pending:
-                continue
-            if slot.at < now - self.grace:
-                # Later than the misfire grace (e.g. yesterday's): skipped, never run late.
-                missed.append(slot.slot_id)
-                continue
-            if slot.at >= now:
-                self._schedule_slot(slot, slot.at)
-                continue
-            # Late slots run now, in their planned order: a millisecond apart, since jobs due
-            # at the same instant would run in the order of their ids ("engage/2" first).
-            self._schedule_slot(slot, now + timedelta(milliseconds=late))
-            late += 1
+        decided = schedule_slots(plans, now=now, grace=self.grace, pending=pending)
+        for run in decided.runs:
+            assert run.run_at is not None
+            self._schedule_slot(run.slot, run.run_at)
         self._schedule_replan(next_plan_at)
+        missed = {s.slot_id for s in decided.missed}
         if missed:
-            self.log.warning("slots_missed", slots=missed, grace_minutes=self.grace / _MINUTE)
+            self.log.warning(
+                "slots_missed",
+                slots=[s.slot_id for s in decided.missed],
+                grace_minutes=self.grace / _MINUTE,
+            )
         self.log.info(
             "day_planned",
             days=[str(p.local_day) for p in plans],

@@ -1,7 +1,9 @@
 """The same planner and agents, driven by a simulated clock instead of APScheduler.
 
 Events (plan, slot, heartbeat) of one or more agents go on one timeline; the clock jumps from
-event to event, so a week runs in seconds while every decision is the one the daemon would make.
+event to event, so a week runs in seconds while every decision is the one the daemon would make:
+when each slot runs (on time, late within the misfire grace, at its retry time) or that it is
+missed is decided by ``planner.schedule``, as in the daemon, with the agent's own grace.
 """
 
 from __future__ import annotations
@@ -9,17 +11,38 @@ from __future__ import annotations
 import heapq
 import itertools
 from collections import defaultdict
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
+from typing import Protocol
 
-from glimpse_agent.agent import Agent, Outcome
+from glimpse_agent.agent import Outcome
 from glimpse_agent.clock import SimulatedClock
+from glimpse_agent.config import AgentConfig
 from glimpse_agent.logs import get_logger
-from glimpse_agent.planner import Slot
+from glimpse_agent.persona import Persona
+from glimpse_agent.planner import DayPlan, Slot, schedule_slots
 
 # A heartbeat every 10 minutes would dominate a simulated week; once an hour shows the same thing.
 SIM_HEARTBEAT = timedelta(hours=1)
+
+
+class Simulated(Protocol):
+    """What the simulation needs from an agent (``Agent`` is one)."""
+
+    @property
+    def persona(self) -> Persona: ...
+
+    @property
+    def config(self) -> AgentConfig: ...
+
+    async def startup(self) -> None: ...
+
+    async def plan_day(self, now: datetime) -> tuple[list[DayPlan], datetime]: ...
+
+    async def run_slot(self, slot: Slot) -> Outcome: ...
+
+    async def heartbeat(self) -> None: ...
 
 
 @dataclass
@@ -70,12 +93,12 @@ class Simulation:
 
     def __init__(
         self,
-        agents: list[Agent],
+        agents: Sequence[Simulated],
         clock: SimulatedClock,
         *,
         on_advance: Callable[[datetime], None] | None = None,
     ) -> None:
-        self.agents = agents
+        self.agents = list(agents)
         self.clock = clock
         self.on_advance = on_advance
         self.log = get_logger("glimpse_agent.run.simulation")
@@ -88,7 +111,8 @@ class Simulation:
         }
         counter = itertools.count()
         events: list[tuple[datetime, int, int, str, Slot | None]] = []
-        queued: list[set[str]] = [set() for _ in self.agents]
+        # Per agent, the slots queued and not yet run: the daemon's jobs waiting for their time.
+        pending: list[set[str]] = [set() for _ in self.agents]
         for i, agent in enumerate(self.agents):
             await agent.startup()
             heapq.heappush(events, (start, next(counter), i, "plan", None))
@@ -104,17 +128,29 @@ class Simulation:
             agent = self.agents[i]
             name = agent.persona.name
             if kind == "plan":
-                plans, next_at = await agent.plan_day(self.clock.now())
+                now = self.clock.now()
+                plans, next_at = await agent.plan_day(now)
+                grace = timedelta(minutes=agent.config.daemon.misfire_grace_minutes)
+                decided = schedule_slots(plans, now=now, grace=grace, pending=pending[i])
+                if decided.missed:
+                    self.log.warning(
+                        "slots_missed",
+                        persona=name,
+                        slots=[s.slot_id for s in decided.missed],
+                        grace_minutes=grace / timedelta(minutes=1),
+                    )
                 for plan in plans:
+                    # Planned: made so far, plus still to make within the simulated span (a slot
+                    # missed is planned but not made).
                     day = result[name][plan.local_day]
                     day.planned_posts = max(
                         day.planned_posts,
-                        day.posts + sum(1 for s in plan.slots if s.kind == "post" and s.at < end),
+                        day.posts + sum(1 for s in plan.posts if s.at < end),
                     )
-                    for s in plan.slots:
-                        if s.slot_id not in queued[i]:
-                            queued[i].add(s.slot_id)
-                            heapq.heappush(events, (max(s.at, at), next(counter), i, "slot", s))
+                for run in decided.runs:
+                    assert run.run_at is not None
+                    pending[i].add(run.slot.slot_id)
+                    heapq.heappush(events, (run.run_at, next(counter), i, "slot", run.slot))
                 heapq.heappush(events, (next_at, next(counter), i, "plan", None))
             elif kind == "heartbeat":
                 await agent.heartbeat()
@@ -125,6 +161,7 @@ class Simulation:
                 if outcome.retry_at is not None:  # as the daemon does: the same slot later
                     heapq.heappush(events, (outcome.retry_at, next(counter), i, "slot", slot))
                     continue
+                pending[i].discard(slot.slot_id)
                 local_day = date.fromisoformat(slot.slot_id.split("/")[0])
                 _tally(result[name][local_day], outcome, self.clock.now())
         return SimulationResult(start, end, {k: _within(v, start, end) for k, v in result.items()})

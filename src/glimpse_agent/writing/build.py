@@ -13,7 +13,6 @@ import itertools
 import secrets as _random
 import zlib
 from collections.abc import Awaitable, Callable, Iterable
-from datetime import UTC, datetime
 from types import TracebackType
 from typing import Literal
 
@@ -24,7 +23,7 @@ from glimpse_agent.config import AgentConfig, secret_values
 from glimpse_agent.errors import ConfigError, Problem, ServiceError, Unavailable
 from glimpse_agent.logs import get_logger
 from glimpse_agent.persona import Persona
-from glimpse_agent.planner.ideas import PastIdea, is_repeat
+from glimpse_agent.planner.ideas import is_repeat_of
 from glimpse_agent.writing.base import Caption, CaptionRequest, CaptionSource, GlimpseHelpers
 from glimpse_agent.writing.chain import CaptionChain, GlimpseCaptionSource, TemplateCaptionSource
 from glimpse_agent.writing.langflow import LangflowCaptioner, tweak_map_problems
@@ -33,8 +32,6 @@ from glimpse_agent.writing.safety import SafetyFilter, Verdict, produce_safe
 from glimpse_agent.writing.templates import Templates
 
 _RESEED = 1009  # a retry's template seed: far from the next call's seed
-# ``is_repeat`` wants dates; every prompt it is given here is recent by construction.
-_NOW = datetime(2000, 1, 1, tzinfo=UTC)
 
 
 class Writing:
@@ -72,15 +69,14 @@ class Writing:
         """A fresh image prompt for ``topic`` that is none of ``recent_prompts``. Never fails."""
         seed = self._seed()
         # The caller passes the prompts of its idea memory (30 days): the same test as the
-        # planner's ``is_repeat``, so a near-copy in other words is refused here and rewritten.
-        recent = [PastIdea(topic, p, _NOW) for p in recent_prompts]
+        # planner's ``is_repeat_of``, so a near-copy in other words is refused here and rewritten.
         # Every prompt carries the art style: left out of the comparison (as the planner does),
         # or a long style alone would make two different subjects look like one idea.
         style = self.persona.art_style
 
         def check(text: str) -> Verdict:
             verdict = self.safety.check(text, "prompt")
-            if is_repeat(text, recent, _NOW, common=style):
+            if is_repeat_of(text, recent_prompts, common=style):
                 return Verdict((*verdict.reasons, "repeat: the same idea as a recent prompt"))
             return verdict
 
@@ -99,7 +95,7 @@ class Writing:
                 return text
         fallback = self.templates.image_prompt(topic, angle, seed, recent_prompts)
         for k in range(1, 8):  # the template's light and framing vary with the seed
-            if not is_repeat(fallback, recent, _NOW, common=style):
+            if not is_repeat_of(fallback, recent_prompts, common=style):
                 break
             fallback = self.templates.image_prompt(topic, angle, seed + k * _RESEED, recent_prompts)
         if self.glimpse is not None and self.llm is None:

@@ -1,0 +1,103 @@
+"""``DayPlanner``: the agent's side of planning. It reads what the ledger knows of each local
+day still open (done slots, planned retries, quota), has the planner's one recipe plan it
+(``plan_open_day``), saves the day's whole plan, and remembers what this process needs between
+plans: each day's plan (for the sessions still to come) and the slots a dry run has "done"."""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from typing import Any
+
+from glimpse_agent.agent.context import AgentContext
+from glimpse_agent.ledger import Ledger
+from glimpse_agent.planner import (
+    DayPlan,
+    OpenDay,
+    Slot,
+    days_to_plan,
+    next_local_midnight,
+    plan_open_day,
+    sessions_remaining,
+)
+
+
+class DayPlanner:
+    def __init__(self, ctx: AgentContext) -> None:
+        self.ctx = ctx
+        #: The whole plan of each local day still open, by day key.
+        self.plans: dict[str, DayPlan] = {}
+        # Slots a dry run has "done": kept in memory only, so a dry run never marks a slot of
+        # the real plan as done in the ledger (a later real run on the same day still posts).
+        self.dry_done: set[str] = set()
+
+    async def plan_day(self, now: datetime) -> tuple[list[DayPlan], datetime]:
+        """The slots still to run of every local day still open (yesterday's overnight window
+        too), each at its time (a retried one at its retry time), and when to plan again.
+        Re-planning is idempotent: the same ids and times come back."""
+        days = days_to_plan(self.ctx.persona, now)
+        self._forget_days_before(days)
+        opened = await self.ctx.ledger.run(self._open_days, days, now, frozenset(self.dry_done))
+        plans = []
+        missed: list[str] = []
+        for day in opened:
+            self.plans[day.local_day.isoformat()] = day.full
+            plans.append(day.ahead)
+            missed += [s.slot_id for s in day.schedule.missed]
+        if missed:
+            # More than the misfire grace late: never run late. Expected after a restart (the
+            # process was down), hence info; the daemon warns of a slot that went stale in its
+            # own hands.
+            self.ctx.log.info(
+                "slots_missed",
+                slots=missed,
+                grace_minutes=self.ctx.config.daemon.misfire_grace_minutes,
+            )
+        return plans, next_local_midnight(self.ctx.persona, now)
+
+    def _open_days(
+        self, ledger: Ledger, days: tuple[date, ...], now: datetime, dry_done: frozenset[str]
+    ) -> list[OpenDay]:
+        """Each day planned from the ledger, and its whole plan saved (on the ledger's thread:
+        the recipe asks the quota for one instant per candidate post total)."""
+        persona, daemon = self.ctx.persona, self.ctx.config.daemon
+        opened = []
+        for local_day in days:
+            key = local_day.isoformat()
+            day = plan_open_day(
+                persona,
+                local_day,
+                now=now,
+                done=[*ledger.done_slots(key), *(s for s in dry_done if s.startswith(f"{key}/"))],
+                retries={s: at for s, (at, _) in ledger.planned_retries(key).items()},
+                left_at=lambda t: ledger.remaining_all(t, persona),
+                jitter_minutes=daemon.jitter_minutes,
+                grace_minutes=daemon.misfire_grace_minutes,
+            )
+            ledger.save_plan(key, _plan_json(day.full))
+            opened.append(day)
+        return opened
+
+    def sessions_left(self, slot: Slot) -> int:
+        """Engagement sessions left in ``slot``'s day counting this one (so at least 1)."""
+        plan = self.plans.get(slot.slot_id.split("/")[0])
+        return sessions_remaining(plan, self.ctx.clock.now()) if plan else 1
+
+    def _forget_days_before(self, days: tuple[date, ...]) -> None:
+        """Drop what this process remembers about local days no longer planned (their windows
+        have closed), so a daemon that runs for months does not grow a little every day."""
+        keep = {d.isoformat() for d in days}
+
+        def current(slot_id: str) -> bool:
+            return slot_id.split("/")[0] in keep
+
+        self.plans = {k: v for k, v in self.plans.items() if k in keep}
+        self.dry_done = {s for s in self.dry_done if current(s)}
+
+
+def _plan_json(plan: DayPlan) -> dict[str, Any]:
+    return {
+        "local_day": plan.local_day.isoformat(),
+        "slots": [
+            {"slot_id": s.slot_id, "kind": s.kind, "at": s.at.isoformat()} for s in plan.slots
+        ],
+    }
