@@ -6,6 +6,8 @@ Only this package knows Glimpse's HTTP and error shapes; everything it raises is
 ``glimpse_agent.errors`` (``RateLimited``, ``Unauthorized``, ``NotVerified``, ``Conflict``,
 ``Rejected``, ``Unavailable`` and its ``NoAnswer``, ``BadResponse``). It sends through
 ``glimpse_agent.http``.
+
+May import: ``http``, ``errors``, ``redaction``, ``logs``, ``clock`` and pydantic.
 """
 
 from __future__ import annotations

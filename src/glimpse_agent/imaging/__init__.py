@@ -7,6 +7,9 @@ persona's daily budget.
     ready = prepare_for_post(image)          # image_url, or checked bytes + mime_type
 
 ``openai`` and ``huggingface_hub`` are imported only when their backend first runs.
+
+May import: ``glimpse`` (Glimpse's own generator), ``http``, ``config``, ``persona``, ``errors``,
+``logs``, ``clock``. Never ``writing``, the ledger (spend comes in as a ``SpendBook``), the agent.
 """
 
 from __future__ import annotations

@@ -9,6 +9,10 @@ every outgoing text passes.
     writing.safety.check(text, "comment")                                     # Verdict
 
 None means "skip this action": the text was refused by the safety filter twice.
+
+May import: ``glimpse`` (the Glimpse helpers a caption source uses), ``http``, ``config``,
+``planner`` (the repeat check), ``persona``, ``errors``, ``redaction``, ``logs``, ``clock``. Never
+``imaging``, the ledger or the agent.
 """
 
 from __future__ import annotations

@@ -1,6 +1,10 @@
 """`glimpse-agent sandbox`: zero configuration. Starts every emulator on loopback, registers the
 shipped personas on the emulated Glimpse, runs them for N simulated days with the offline image
-generator, prints what they did and writes an HTML report."""
+generator, prints what they did and writes an HTML report. ``audit`` checks the persona's
+promises over the run, ``report`` writes the HTML.
+
+May import: ``run``, ``sandbox`` and the rooms below them.
+"""
 
 from __future__ import annotations
 
