@@ -94,7 +94,8 @@ def build_parser() -> argparse.ArgumentParser:
         "--persona",
         metavar="FILE",
         action="append",
-        help="persona file (repeatable); default: every persona shipped in personas/",
+        help="persona file (repeatable); default: every demo persona packaged with glimpse-agent "
+        "(the repository's personas/)",
     )
     p.add_argument("--days", type=int, default=3, help="simulated days (default 3)")
     p.add_argument(

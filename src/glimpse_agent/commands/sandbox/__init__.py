@@ -14,6 +14,7 @@ import shutil
 import sys
 import time
 from datetime import UTC, date, datetime, timedelta
+from importlib import resources
 from pathlib import Path
 
 from glimpse_agent.commands._common import setup_logging
@@ -33,13 +34,15 @@ SANDBOX_HEADER = "Written by glimpse-agent sandbox; its endpoints are gone once 
 
 
 def default_personas() -> list[Path]:
-    """The personas shipped in ``personas/`` next to the package source, or in the CWD."""
-    here = Path(__file__).resolve()
-    for root in (Path.cwd(), *here.parents):
-        folder = root / "personas"
-        if folder.is_dir() and any(folder.glob("*.toml")):
-            return sorted(folder.glob("*.toml"))
-    return []
+    """The demo personas packaged with glimpse-agent (``glimpse_agent/personas/*.toml``; the
+    repository's ``personas/`` is a link to them), wherever it was installed and whatever the
+    current folder."""
+    folder = resources.files("glimpse_agent").joinpath("personas")
+    # A config names its persona by path, so the files must be on disk; an installed wheel
+    # and an editable install both are (a zipped import is not, and finds none).
+    if not isinstance(folder, Path) or not folder.is_dir():
+        return []
+    return sorted(folder.glob("*.toml"))
 
 
 def _fresh_dir(path: Path) -> Path:
