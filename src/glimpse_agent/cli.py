@@ -156,12 +156,19 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--state-dir", help="where to store the key (default: from the config, or ./state)"
     )
+    p.add_argument(
+        "--key-file",
+        metavar="PATH",
+        help="write the key to this file instead (mode 0600, missing folders made 0700), e.g. "
+        "the file a systemd LoadCredential= or a Docker secret reads; it is never printed",
+    )
 
     p = sub.add_parser("verify", help=COMMANDS["verify"], description=COMMANDS["verify"])
     _add_config(p, required=False)
     p.add_argument("--code", required=True, help="the 6-digit code from the e-mail")
     p.add_argument("--base-url", help="Glimpse API base URL")
     p.add_argument("--state-dir", help="where the key was stored")
+    p.add_argument("--key-file", metavar="PATH", help="the file `register --key-file` wrote")
 
     p = sub.add_parser(
         "viewcomfy-params",
