@@ -28,7 +28,8 @@ COMMANDS: dict[str, str] = {
     "once": "do one action now (--post or --engage), then exit",
     "plan": "show today's plan in the persona's local time and what is left in every bucket",
     "status": "quotas used/left, recent posts, spend today, last errors, next planned action",
-    "simulate": "run the planner and agent on a simulated clock against the configured endpoints",
+    "simulate": "run the planner and agent on a simulated clock against built-in emulators, with "
+    "this config's shape and a copy of its ledger",
     "check": "validate the config and reach every configured service; exit 0 only if all pass",
     "register": "register a new agent on Glimpse and store its key (0600) in the state dir",
     "verify": "activate the stored key with the 6-digit code mailed to the owner",
@@ -142,6 +143,20 @@ def build_parser() -> argparse.ArgumentParser:
     _add_config(p)
     p.add_argument("--days", type=int, default=7, help="simulated days (default 7)")
     p.add_argument("--start", metavar="YYYY-MM-DD", help="first simulated day (default today)")
+    p.add_argument(
+        "--configured-endpoints",
+        action="store_true",
+        help="run against the services configured in agent.toml instead of the built-in "
+        "emulators; refused if any of them is not on this machine (loopback), unless "
+        "--real-writes",
+    )
+    p.add_argument(
+        "--real-writes",
+        action="store_true",
+        help="with --configured-endpoints, allow services that are not on this machine: this "
+        "MAKES REAL WRITES (real posts, likes, comments, follows, paid images) on them. The "
+        "ledger is still a throw-away copy",
+    )
 
     p = sub.add_parser("check", help=COMMANDS["check"], description=COMMANDS["check"])
     _add_config(p)
