@@ -28,8 +28,8 @@ COMMANDS: dict[str, str] = {
     "once": "do one action now (--post or --engage), then exit",
     "plan": "show today's plan in the persona's local time and what is left in every bucket",
     "status": "quotas used/left, recent posts, spend today, last errors, next planned action",
-    "simulate": "run the planner and agent on a simulated clock against built-in emulators, with "
-    "this config's shape and a copy of its ledger",
+    "simulate": "run the planner and agent on a simulated clock against emulators, on a copy of "
+    "the ledger",
     "check": "validate the config and reach every configured service; exit 0 only if all pass",
     "register": "register a new agent on Glimpse and store its key (0600) in the state dir",
     "verify": "activate the stored key with the 6-digit code mailed to the owner",
