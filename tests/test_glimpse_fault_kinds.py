@@ -124,3 +124,14 @@ async def test_requests_before_retry_after_are_counted(
     assert glimpse.world.stats.retry_after_violations == {}
     await post(raw, glimpse, key)
     assert glimpse.world.stats.retry_after_violations == {(me, "posts"): 1}
+
+
+async def test_a_second_like_is_counted_as_a_repeat(
+    glimpse: GlimpseSandbox, raw: httpx.AsyncClient
+) -> None:
+    me, key = glimpse.agent("twice")
+    other, _ = glimpse.agent("other")
+    post_id = glimpse.world.post_as(other, "a heron")
+    for _ in range(2):
+        await raw.post(f"{glimpse.base_url}/posts/{post_id}/like", headers=bearer(key))
+    assert glimpse.world.stats.repeats == {(me, "already_liked"): 1}

@@ -149,7 +149,7 @@ def _serve(world: GlimpseWorld, endpoint: Endpoint) -> Handler:
             return DropConnection()
         if fault is not None and fault.kind == "mutate" and fault.rewrite is not None:
             body = fault.rewrite(json.loads(bytes(response.body)))
-            return _canned(response.status_code, body, dict(response.headers))
+            return _canned(response.status_code, body, {**response.headers, **fault.headers})
         return CutOff(response) if fault is not None and fault.kind == "cut" else response
 
     return handle
@@ -223,6 +223,8 @@ def _answer(
             world.limiter.record(who, bucket, now)
         response: Response = JSONResponse(reply.body, reply.status, headers=reply.headers)
     except ApiError as err:
+        if err.status == 409 and err.code.startswith("already_"):
+            world.note_repeat(who, err.code)
         response = error_response(err)
         if err.status == 429:
             response.headers["Retry-After"] = str(err.extra.get("retry_after", 1))

@@ -214,14 +214,18 @@ class GlimpseFaults:
     def mutate(
         self,
         rewrite: Callable[[Any], Any],
+        headers: dict[str, str] | None = None,
         *,
         times: int = 1,
         path: str | None = None,
         method: str | None = None,
     ) -> Fault:
         """The next ``times`` matching requests are served normally, then their JSON body is
-        replaced by ``rewrite(body)`` (bytes as they are, anything else as JSON)."""
-        return self._arm(Fault("mutate", times, path=path, method=method, rewrite=rewrite))
+        replaced by ``rewrite(body)`` (bytes as they are, anything else as JSON) and ``headers``
+        are set on the answer."""
+        fault = Fault("mutate", times, path=path, method=method, rewrite=rewrite)
+        fault.headers = dict(headers or {})
+        return self._arm(fault)
 
     def randomly(
         self,

@@ -48,6 +48,8 @@ class WorldStats:
     faults_served: int
     #: (who, bucket) -> requests in a bucket before the Retry-After of its last 429 had passed.
     retry_after_violations: dict[tuple[str, str], int] = field(default_factory=dict)
+    #: (who, code) -> writes refused as already done (``already_liked``, ``already_following``).
+    repeats: dict[tuple[str, str], int] = field(default_factory=dict)
 
     def rate_limited_count(self, who: str | None = None, bucket: str | None = None) -> int:
         """429s served, optionally only to ``who`` and/or for ``bucket``."""
@@ -81,6 +83,7 @@ class GlimpseWorld:
         self._limited: Counter[tuple[str, str]] = Counter()
         self._blocked_until: dict[tuple[str, str], datetime] = {}
         self._violations: Counter[tuple[str, str]] = Counter()
+        self._repeats: Counter[tuple[str, str]] = Counter()
         self.population = Population(self.state, seed=seed, size=population, now=clock.now())
 
     # ------------------------------------------------------------------ time
@@ -218,6 +221,7 @@ class GlimpseWorld:
                 rate_limited=dict(self._limited),
                 faults_served=self.faults.served,
                 retry_after_violations=dict(self._violations),
+                repeats=dict(self._repeats),
             )
 
     # ------------------------------------------------------------------ for the app
@@ -239,3 +243,7 @@ class GlimpseWorld:
         until = self._blocked_until.get((who, bucket))
         if until is not None and now < until:
             self._violations[(who, bucket)] += 1
+
+    def note_repeat(self, who: str, code: str) -> None:
+        """A write refused because it was already done: the client sent it twice."""
+        self._repeats[(who, code)] += 1
