@@ -10,6 +10,7 @@ speed, so ``[glimpse] timeout`` is given in fake seconds that stay well above a 
 from __future__ import annotations
 
 import json
+import logging
 import os
 import shutil
 import signal
@@ -91,6 +92,10 @@ class Emulator:
     """The Glimpse emulator on loopback, on the (faked) system clock."""
 
     def __init__(self, seed: int, speed: int, population: int = 12) -> None:
+        # A cut or dropped answer is the fault working as meant, not news.
+        logging.getLogger("uvicorn.error").addFilter(
+            lambda record: "without completing response" not in record.getMessage()
+        )
         self.world = GlimpseWorld(SystemClock(), seed=seed, population=population)
         self.server = _Server(create_glimpse_app(self.world))
         self.server.speed = speed

@@ -18,7 +18,9 @@ import tempfile
 import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
+
+from glimpse_agent.sandbox.glimpse.faults import RANDOM_KINDS, FaultKind
 
 from .harness import Daemon, Emulator, under_faketime, verdict, write_config
 
@@ -29,6 +31,11 @@ def parse(argv: list[str]) -> argparse.Namespace:
     p = argparse.ArgumentParser(prog="python -m tests.soak.soak", description=__doc__)
     p.add_argument("--days", type=float, default=7.0)
     p.add_argument("--faults", type=float, default=0.10, help="share of requests that fail")
+    p.add_argument(
+        "--kinds",
+        default=",".join(RANDOM_KINDS),
+        help="fault kinds to draw from (comma-separated; default: all of them)",
+    )
     p.add_argument("--outage", action="store_true", help="2 h of 503 instead of random faults")
     p.add_argument("--speed", type=int, default=720, help="fake seconds per real second")
     p.add_argument("--seed", type=int, default=1)
@@ -49,8 +56,13 @@ def run(args: argparse.Namespace, root: Path) -> dict[str, Any]:
     outage = (midnight + OUTAGE_FROM, midnight + OUTAGE_FROM + timedelta(hours=2))
     in_outage = False
     if not args.outage:
+        kinds = tuple(cast(FaultKind, k) for k in args.kinds.split(",") if k)
         faults.randomly(
-            args.faults, seed=args.seed, slow_seconds=args.timeout * 6, endless_every=20.0
+            args.faults,
+            seed=args.seed,
+            kinds=kinds,
+            slow_seconds=args.timeout * 6,
+            endless_every=20.0,
         )
     try:
         daemon.start()
@@ -83,6 +95,7 @@ def run(args: argparse.Namespace, root: Path) -> dict[str, Any]:
             "simulated_days": args.days,
             "speed": args.speed,
             "fault_rate": 0.0 if args.outage else args.faults,
+            "fault_kinds": None if args.outage else args.kinds,
             "outage": [t.isoformat() for t in outage] if args.outage else None,
         }
     )
