@@ -25,6 +25,7 @@ from structlog.testing import capture_logs
 
 from glimpse_agent import cli
 from glimpse_agent.agent import settle as settle_module
+from glimpse_agent.agent.reconcile import CERTAINTY_MARGIN
 from glimpse_agent.clock import utc
 from glimpse_agent.config import LoadedAgent, load_persona, parse_config
 from glimpse_agent.glimpse import GlimpseClient
@@ -484,38 +485,32 @@ async def test_a_planned_retry_survives_a_restart(agents: Agents) -> None:
     assert slot.slot_id not in {s.slot_id for p in plans for s in p.slots}
 
 
-async def test_the_retry_cap_counts_across_restarts(agents: Agents) -> None:
-    """Restarting between failures does not reset the count: two retries in all, then the
-    slot is closed."""
+async def test_a_failing_post_is_placed_again_until_the_window_has_no_room(agents: Agents) -> None:
+    """A post that keeps failing for a passing reason is placed again every 20 minutes, across
+    restarts (the count of placements survives them), until no time is left in the active
+    window (23:30 Paris, less half the post gap); then the slot ends with one
+    ``slot_given_up`` that says why, and is done."""
     stack = agents.stack
+    stack.clock.set(stack.clock.now().replace(hour=20, minute=0))  # 21:00 in Paris (CET)
     me = await agents.new(images=["openai"])
     slot = post_slot(agents)
+    day_key = slot.slot_id.split("/")[0]
     stack.images.faults.always("status", status=503)
-    retried = []
-    for _ in range(3):
-        outcome = await me.runtime.agent.run_slot(slot)
-        retried.append(outcome.retry_at is not None)
-        if outcome.retry_at is not None:
+    placements = []
+    with capture_logs() as logs:
+        for _ in range(10):
+            outcome = await me.runtime.agent.run_slot(slot)
+            if outcome.retry_at is None:
+                break
+            placements.append(me.ledger.planned_retries(day_key)[slot.slot_id][1])
             stack.clock.set(outcome.retry_at)
-        me = await agents.restart(me)
-    assert retried == [True, True, False]
+            me = await agents.restart(me)
+    # 20:20, 20:40, 21:00, 21:20, 21:40 UTC fit; 22:00 is within 45 minutes of the end.
+    assert placements == [1, 2, 3, 4, 5]
     assert me.ledger.slot_done(slot.slot_id)
-
-
-async def test_a_post_slot_gives_up_after_its_retries(agents: Agents) -> None:
-    """Still failing after two retries: the third failure closes the slot (no endless loop)."""
-    stack = agents.stack
-    me = await agents.new(images=["openai"])
-    slot = post_slot(agents)
-    stack.images.faults.always("status", status=503)
-    outcomes = []
-    for _ in range(3):
-        outcome = await me.runtime.agent.run_slot(slot)
-        outcomes.append(outcome)
-        if outcome.retry_at is not None:
-            stack.clock.set(outcome.retry_at)
-    assert [o.retry_at is not None for o in outcomes] == [True, True, False]
-    assert me.ledger.slot_done(slot.slot_id)
+    ended = [e for e in logs if e["event"] in ("slot_posted", "slot_made_up", "slot_given_up")]
+    assert [e["event"] for e in ended] == ["slot_given_up"]
+    assert "no room left in the active window" in ended[0]["reason"]
     assert (await me.runtime.agent.run_slot(slot)).detail == "already done"
     assert stack.world.posts_by(me.agent_id) == []
 
@@ -533,15 +528,30 @@ async def test_no_retry_past_the_end_of_the_active_window(agents: Agents) -> Non
     assert me.ledger.slot_done(slot.slot_id)
 
 
-async def test_a_post_that_may_have_gone_out_is_never_retried(agents: Agents) -> None:
-    """create_post timed out (Glimpse may have posted): the slot is not retried; the open
-    intent is for reconciliation to settle, never for a second try."""
+async def test_a_post_that_may_have_gone_out_is_never_retried_blindly(agents: Agents) -> None:
+    """create_post timed out (Glimpse may have posted): the slot comes back only after the
+    request's deadline plus the margin, and then a look decides: the post is there, so the
+    slot is done with it and nothing is posted again."""
     stack = agents.stack
     me = await agents.new(glimpse_timeout=1)
+    slot = post_slot(agents)
     stack.world.faults.hang(1.5, path="/posts", method="POST")
-    outcome = await me.runtime.agent.run_slot(post_slot(agents))
-    assert not outcome.ok and outcome.retry_at is None
+    sent = stack.clock.now()
+    outcome = await me.runtime.agent.run_slot(slot)
+    assert not outcome.ok and outcome.retry_at is not None
+    assert outcome.retry_at >= sent + timedelta(seconds=1) + CERTAINTY_MARGIN
     assert await wait_until(lambda: len(stack.world.posts_by(me.agent_id)) == 1, 5)
+
+    stack.clock.set(outcome.retry_at)
+    before = routes(stack)
+    again = await me.runtime.agent.run_slot(slot)
+
+    assert again.ok and again.detail == "found on Glimpse"
+    assert CREATE_POST_ROUTE not in route_delta(stack, before)
+    [post] = stack.world.posts_by(me.agent_id)
+    assert again.post_id == post.id
+    assert me.ledger.slot_done(slot.slot_id) and me.ledger.unsettled_intents() == []
+    assert me.ledger.count_on("posts", utc_day(stack)) == 1
 
 
 async def test_a_429_on_create_post_retries_after_the_wait(agents: Agents) -> None:
