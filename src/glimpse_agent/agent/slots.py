@@ -20,9 +20,10 @@ from glimpse_agent.agent.outcome import Outcome
 from glimpse_agent.agent.posting import Poster
 from glimpse_agent.planner import Slot, active_window, place_post
 
-#: A safety net, not a plan: how often one post slot may be placed again in one window (a
-#: two-hour outage with retries every ten to twenty minutes stays well below it).
-MAX_PLACEMENTS = 30
+#: A safety net, not a plan: how often one post slot may be placed again in one window. The
+#: window's end is what normally ends a slot; a Glimpse that cannot be asked is asked again
+#: every five minutes, so a long outage comes to a few dozen placements.
+MAX_PLACEMENTS = 300
 #: How many of our latest posts a new placement keeps its gap from.
 RECENT_POSTS = 20
 
