@@ -90,15 +90,18 @@ def persona() -> Persona:
 
 @pytest.fixture
 def sandbox(stack: SandboxStack) -> Iterator[SandboxStack]:
-    """The shared stack at 10:00 UTC of a fresh day, with no fault armed and a sane model."""
+    """The shared stack at 10:00 UTC of a fresh day, with no fault armed (on Glimpse or the
+    image service) and a sane model."""
     now = stack.clock.now()
     stack.clock.set(datetime.combine(now.date() + timedelta(days=1), dtime(10), tzinfo=UTC))
     stack.world.advance_to()  # the crowd's day happens now, before this test's agents exist
     stack.world.faults.clear()
+    stack.images.faults.clear()
     try:
         yield stack
     finally:
         stack.world.faults.clear()
+        stack.images.faults.clear()
         stack.chat.responder = plausible_responder
 
 
