@@ -106,6 +106,5 @@ def test_soak_posts_made(soak: dict[str, Any]) -> None:
     assert soak["posts_made"] >= soak["posts_planned"] * 0.95, soak
 
 
-@pytest.mark.xfail(strict=True, reason=DEFECT_LOST)
 def test_outage_every_planned_post_still_made(outage: dict[str, Any]) -> None:
     assert outage["posts_made"] >= outage["posts_planned"], outage
