@@ -411,7 +411,7 @@ class Daemon:
             "job_failed",
             job=action.name,
             reason="deadline_exceeded",
-            error=f"still running after its deadline of {action.deadline:.0f} s; cancelled",
+            error=f"still running after its deadline of {action.deadline:g} s; cancelled",
             error_type="DeadlineExceeded",
             started_at=action.since.isoformat(),
         )
