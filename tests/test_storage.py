@@ -11,6 +11,7 @@ import subprocess
 import sys
 import textwrap
 import time
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -273,3 +274,28 @@ def test_second_lock_on_the_same_dir_fails_fast_with_the_holders_pid(tmp_path: P
     first.release()
     with StateLock(tmp_path) as again:
         assert again.held
+
+
+def test_a_history_line_of_the_wrong_shape_costs_that_post_only(tmp_path: Path) -> None:
+    """history.jsonl lines that are valid JSON with wrong inner types (a list, a time that is
+    a number, a cost that is a word) are skipped; the good posts still read."""
+    from glimpse_agent.ledger.history import PostHistory
+
+    path = tmp_path / "history.jsonl"
+    good = {"post_id": "p1", "created_at": "2026-11-20T10:00:00+00:00", "topic": "sea"}
+    lines = [
+        good,
+        [1, 2],
+        {"post_id": "p2", "created_at": 1e20},
+        {"post_id": "p3", "created_at": "2026-11-20T11:00:00+00:00", "cost_usd": "lots"},
+        {"post_id": "p4", "created_at": "2026-11-20T12:00:00+00:00", "topic": ["x"]},
+    ]
+    path.write_text("".join(json.dumps(x) + "\n" for x in lines), encoding="utf-8")
+    history = PostHistory(path, read_only=True)
+    assert [p.post_id for p in history.posts()] == ["p1", "p4"]
+    since = datetime(2026, 11, 1, tzinfo=UTC)
+    assert {k: v.topic for k, v in history.prompts(since).items()} == {
+        "p1": "sea",
+        "p3": "",
+        "p4": "",
+    }
