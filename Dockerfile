@@ -28,8 +28,10 @@ RUN pip install -c constraints.txt . \
 USER glimpse
 VOLUME ["/state"]
 STOPSIGNAL SIGTERM
-# Healthy while the daemon's loop wrote its heartbeat file in the last 30 minutes.
+# Healthy while the daemon's loop makes progress: its heartbeat file (JSON, rewritten every
+# 30 s) was last healthy under 10 minutes ago and does not say "stuck" (an action running on
+# past its deadline).
 HEALTHCHECK --interval=5m --timeout=10s --start-period=2m \
-  CMD ["python", "-c", "import sys,time,os; sys.exit(0 if time.time()-os.path.getmtime('/state/heartbeat') < 1800 else 1)"]
+  CMD ["python", "-c", "import sys; from glimpse_agent.notify import heartbeat_healthy; sys.exit(0 if heartbeat_healthy('/state/heartbeat') else 1)"]
 ENTRYPOINT ["glimpse-agent"]
 CMD ["run", "-c", "/config/agent.toml"]

@@ -11,7 +11,7 @@ from collections.abc import Iterator
 import pytest
 import structlog
 
-from glimpse_agent.logs import configure_logging, get_logger
+from glimpse_agent.logs import RepeatLimiter, configure_logging, get_logger
 from glimpse_agent.redaction import register_secret
 
 
@@ -78,3 +78,50 @@ def test_library_logs_are_redacted_too(restore_logging: None) -> None:
     logging.getLogger("httpx").warning("retrying with key %s", SECRET)
     text = stream.getvalue()
     assert "retrying with key ***" in text and SECRET not in text
+
+
+def test_identical_warnings_are_written_once_then_summarised(restore_logging: None) -> None:
+    """A warning repeated every 30 s (a disk that stays full): the first is written, the
+    repeats within the window are not, and the first one after it carries their count.
+    A warning with other fields, and info events, are never held back."""
+    now = [0.0]
+    limiter = RepeatLimiter(600.0, clock=lambda: now[0])
+    stream = io.StringIO()
+    configure_logging("info", json=True, stream=stream)
+    structlog.configure(
+        processors=[
+            structlog.processors.add_log_level,
+            limiter,
+            structlog.processors.JSONRenderer(),
+        ]
+    )
+    log = get_logger("glimpse_agent.daemon")
+    for _ in range(20):  # ten minutes at one every 30 s
+        log.warning("heartbeat_file_failed", error="No space left on device")
+        log.info("tick")
+        now[0] += 30.0
+    log.warning("heartbeat_file_failed", error="Read-only file system")
+    log.warning("heartbeat_file_failed", error="No space left on device")
+    events = [json.loads(line) for line in stream.getvalue().splitlines()]
+    failed = [e for e in events if e["event"] == "heartbeat_file_failed"]
+    assert [e["error"] for e in failed] == [
+        "No space left on device",
+        "Read-only file system",
+        "No space left on device",
+    ]
+    assert "repeats_suppressed" not in failed[0] and "repeats_suppressed" not in failed[1]
+    assert failed[2]["repeats_suppressed"] == 19
+    assert sum(e["event"] == "tick" for e in events) == 20
+
+
+def test_a_logger_made_before_logging_is_configured_follows_it(restore_logging: None) -> None:
+    """A module-level logger (the ledger's, made at import) writes where and how the
+    configuration made later says: JSON on that stream, redacted — not text on stdout."""
+    early = get_logger("glimpse_agent.ledger.storage")
+    stream = io.StringIO()
+    configure_logging("info", stream=stream)
+    register_secret(SECRET)
+    early.warning("state_file_unreadable_using_backup", file=f"/state/{SECRET}/ledger.json")
+    event = json.loads(stream.getvalue())
+    assert event["event"] == "state_file_unreadable_using_backup"
+    assert SECRET not in stream.getvalue()

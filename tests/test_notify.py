@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import socket
 from datetime import timedelta
 from pathlib import Path
@@ -10,8 +11,11 @@ import pytest
 
 from glimpse_agent.clock import utc
 from glimpse_agent.notify import (
+    Heartbeat,
     SystemdNotifier,
     heartbeat_age_seconds,
+    heartbeat_healthy,
+    read_heartbeat,
     watchdog_interval_seconds,
     write_heartbeat,
 )
@@ -52,3 +56,22 @@ def test_heartbeat_file_age(tmp_path: Path) -> None:
     assert heartbeat_age_seconds(path, now) is None
     write_heartbeat(path, now)
     assert heartbeat_age_seconds(path, now + timedelta(seconds=90)) == 90.0
+
+
+def test_the_heartbeat_file_says_state_action_and_health(tmp_path: Path) -> None:
+    """The file is JSON with the last healthy time, the state and the running action; it is
+    healthy only while fresh and not "stuck"; an older plain-time file still reads."""
+    path = tmp_path / "heartbeat"
+    now = utc(2026, 11, 22, 12)
+    write_heartbeat(path, Heartbeat(now, "running", "d/post/1", now - timedelta(minutes=1)))
+    doc = json.loads(path.read_text(encoding="utf-8"))
+    assert doc["state"] == "running" and doc["action"] == "d/post/1"
+    assert heartbeat_healthy(path, now + timedelta(minutes=5))
+    assert not heartbeat_healthy(path, now + timedelta(minutes=11))  # stale
+    write_heartbeat(path, Heartbeat(now, "stuck", "d/post/1", now, written_at=now))
+    assert not heartbeat_healthy(path, now)
+    path.write_text(now.isoformat() + "\n", encoding="utf-8")  # written by an older version
+    beat = read_heartbeat(path)
+    assert beat is not None and beat.at == now and beat.state == "running"
+    path.write_text('{"state": 3}', encoding="utf-8")
+    assert read_heartbeat(path) is None and not heartbeat_healthy(path, now)

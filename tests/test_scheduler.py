@@ -15,7 +15,7 @@ from structlog.testing import capture_logs
 from glimpse_agent.agent import Outcome
 from glimpse_agent.clock import SystemClock
 from glimpse_agent.errors import Unauthorized, Unavailable
-from glimpse_agent.notify import SystemdNotifier
+from glimpse_agent.notify import SystemdNotifier, heartbeat_healthy, read_heartbeat
 from glimpse_agent.planner import DayPlan, Slot
 from glimpse_agent.run.daemon import Daemon
 
@@ -411,3 +411,139 @@ async def test_late_slots_run_in_their_planned_order(tmp_path: Path) -> None:
     daemon.request_stop()
     assert await task == 0
     assert agent.ran == ["d/engage/1", "d/post/1", "d/engage/2"]
+
+
+class HangingAgent(ScriptedAgent):
+    """Its first slot never ends (a reply whose body never finishes); the others are quick.
+    With ``stubborn`` the hang also ignores its cancellation until ``release`` is set."""
+
+    def __init__(self, slots: list[Slot], *, stubborn: bool = False) -> None:
+        super().__init__(slots)
+        self.stubborn = stubborn
+        self.release = asyncio.Event()
+        self.cancelled: list[str] = []
+        self.started_at: dict[str, float] = {}
+
+    async def run_slot(self, slot: Slot) -> object:
+        self.started_at[slot.slot_id] = asyncio.get_running_loop().time()
+        if slot is not self.slots[0]:
+            return await super().run_slot(slot)
+        self.ran.append(slot.slot_id)
+        self.started.set()
+        while not self.release.is_set():
+            try:
+                await self.release.wait()
+            except asyncio.CancelledError:
+                self.cancelled.append(slot.slot_id)
+                if not self.stubborn:
+                    raise
+        return None
+
+
+async def test_a_job_past_its_deadline_is_cancelled_and_the_next_slot_runs_on_time(
+    tmp_path: Path,
+) -> None:
+    """A slot that hangs is cancelled at its deadline and logged as failed in one event; the
+    slot due after it runs at its own time instead of waiting behind the lock forever."""
+    agent = HangingAgent(_slots(0.0, 0.6))
+    loop = asyncio.get_running_loop()
+    daemon = Daemon(
+        agent,
+        clock=SystemClock(),
+        heartbeat_file=tmp_path / "heartbeat",
+        alive_every_seconds=0.05,
+        deadline_for=lambda kind: 0.3,
+    )
+    t0 = loop.time()
+    with capture_logs() as logs:
+        task = asyncio.create_task(daemon.run())
+        await _until(lambda: len(agent.finished) == 1)
+        daemon.request_stop()
+        assert await asyncio.wait_for(task, 10) == 0
+    assert agent.cancelled == ["d/engage/1"]
+    assert agent.finished == ["d/engage/2"]
+    # Due 0.6 s after start; without the deadline it would never have run.
+    assert agent.started_at["d/engage/2"] - t0 < 3.0
+    failed = [e for e in logs if e["event"] == "job_failed"]
+    assert len(failed) == 1
+    assert failed[0]["job"] == "d/engage/1" and failed[0]["reason"] == "deadline_exceeded"
+
+
+async def test_the_heartbeat_says_stuck_and_the_watchdog_starves_while_an_action_is_stuck(
+    tmp_path: Path,
+) -> None:
+    """An action that ignores its cancellation past its deadline and grace: the watchdog is
+    no longer fed, the heartbeat file says "stuck" (unhealthy, naming the action) and its
+    last-healthy time stops; once the action ends, both are fed again."""
+    agent = HangingAgent(_slots(0.0), stubborn=True)
+    heartbeat = tmp_path / "heartbeat"
+    daemon = Daemon(
+        agent,
+        clock=SystemClock(),
+        heartbeat_file=heartbeat,
+        notifier=RecordingNotifier(),
+        alive_every_seconds=0.05,
+        deadline_for=lambda kind: 0.2,
+        stuck_grace_seconds=0.2,
+    )
+    sent: list[str] = daemon.notifier.sent  # type: ignore[attr-defined]
+    task = asyncio.create_task(daemon.run())
+    try:
+        await _stuck_then_released(agent, daemon, heartbeat, sent)
+    finally:
+        agent.release.set()  # a stubborn task would otherwise outlive the test's loop
+    daemon.request_stop()
+    assert await asyncio.wait_for(task, 10) == 0
+
+
+async def _stuck_then_released(
+    agent: HangingAgent, daemon: Daemon, heartbeat: Path, sent: list[str]
+) -> None:
+    await _until(lambda: "READY=1" in sent)
+    await _until(lambda: getattr(read_heartbeat(heartbeat), "state", "") == "running")
+    beat = read_heartbeat(heartbeat)
+    assert beat is not None and beat.state == "running" and heartbeat_healthy(heartbeat)
+    await _until(lambda: getattr(read_heartbeat(heartbeat), "state", "") == "stuck")
+    stuck = read_heartbeat(heartbeat)
+    assert stuck is not None and stuck.state == "stuck" and stuck.action == "d/engage/1"
+    assert not heartbeat_healthy(heartbeat)
+    pings = sent.count("WATCHDOG=1")
+    await asyncio.sleep(0.4)
+    later = read_heartbeat(heartbeat)
+    assert later is not None and later.state == "stuck" and later.at == stuck.at
+    assert later.written_at is not None and stuck.written_at is not None
+    assert later.written_at > stuck.written_at  # still written, saying so
+    assert sent.count("WATCHDOG=1") == pings
+    agent.release.set()
+    await _until(lambda: heartbeat_healthy(heartbeat))
+    assert getattr(read_heartbeat(heartbeat), "state", "") == "running"
+    assert sent.count("WATCHDOG=1") > pings
+
+
+class SlowHeartbeatAgent(ScriptedAgent):
+    async def heartbeat(self) -> None:
+        await asyncio.sleep(0.5)
+
+
+async def test_a_job_whose_previous_run_is_still_going_is_skipped_with_our_own_event(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The Glimpse heartbeat fires again while its last run still goes: skipped, said in our
+    own structured event, not in APScheduler's plain-text warning."""
+    caplog.set_level(logging.WARNING)
+    agent = SlowHeartbeatAgent([])
+    daemon = Daemon(
+        agent,
+        clock=SystemClock(),
+        heartbeat_file=tmp_path / "heartbeat",
+        heartbeat_minutes=0.2 / 60,
+        alive_every_seconds=0.05,
+    )
+    with capture_logs() as logs:
+        task = asyncio.create_task(daemon.run())
+        await _until(lambda: any(e["event"] == "job_skipped" for e in logs))
+        daemon.request_stop()
+        assert await asyncio.wait_for(task, 10) == 0
+    skipped = [e for e in logs if e["event"] == "job_skipped"]
+    assert skipped and skipped[0]["job"] == "heartbeat" and skipped[0]["running_since"]
+    assert not [r for r in caplog.records if "maximum number" in r.getMessage()]

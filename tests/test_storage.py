@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import signal
@@ -10,13 +11,14 @@ import subprocess
 import sys
 import textwrap
 import time
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import pytest
 from tinydb import TinyDB
 
-from glimpse_agent.errors import StateCorrupt, StateError, StateLocked
+from glimpse_agent.errors import StateCorrupt, StateError, StateLocked, StateUnwritable
 from glimpse_agent.ledger import storage as storage_mod
 from glimpse_agent.ledger.storage import AtomicJSONStorage, StateLock, ensure_state_dir
 
@@ -164,6 +166,66 @@ def test_any_unreadable_main_file_counts_as_damage(tmp_path: Path, garbage: byte
     assert db.table("t").all() == [{"n": 1}]
 
 
+@pytest.mark.parametrize(
+    "wrong",
+    [
+        b'{"t": [1, 2]}',  # a table that is a list
+        b'{"t": {"1": "a string"}}',  # a document that is a string
+        b'{"t": {"1": [1]}}',  # a document that is a list
+        b'{"t": {"first": {"n": 9}}}',  # a document id TinyDB cannot read
+        b'{"t": {"1": {"n": 1}}, "meta": 5}',  # one good table, one damaged
+    ],
+)
+@pytest.mark.parametrize("read_only", [False, True])
+def test_valid_json_of_the_wrong_shape_falls_back_to_bak(
+    tmp_path: Path, wrong: bytes, read_only: bool
+) -> None:
+    """Valid JSON with wrong inner types is damage too: the .bak copy is read (and put back,
+    the damaged file kept aside, unless read-only) instead of a traceback later."""
+    path = tmp_path / "s.json"
+    path.with_name("s.json.bak").write_text('{"t": {"1": {"n": 1}}}')
+    path.write_bytes(wrong)
+    store = AtomicJSONStorage(path, read_only=read_only)
+    db = TinyDB(storage=lambda: store)
+    assert db.table("t").all() == [{"n": 1}]
+    if read_only:
+        assert path.read_bytes() == wrong
+    else:
+        assert content(path) == {"t": {"1": {"n": 1}}}
+        assert [p.read_bytes() for p in tmp_path.glob("s.json.corrupt-*")] == [wrong]
+
+
+@pytest.mark.parametrize("err", [errno.ENOSPC, errno.EROFS, errno.EACCES])
+def test_a_full_or_read_only_disk_is_a_fault_that_may_pass(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, err: int
+) -> None:
+    """A write refused by the machine (disk full, read-only, no permission) raises
+    StateUnwritable (exit 4, restarted), not a plain StateError (exit 3, never restarted);
+    the lock on a read-only directory likewise; the old content stays."""
+    path = tmp_path / "s.json"
+    db, _ = open_db(path)
+    db.table("t").insert({"n": 1})
+    real_open = os.open
+
+    def refuse(*args: object, **kwargs: object) -> None:
+        raise OSError(err, os.strerror(err))
+
+    def refuse_lock(file: Any, flags: int, *args: Any) -> int:
+        if str(file).endswith("lock"):
+            refuse()
+        return real_open(file, flags, *args)
+
+    monkeypatch.setattr(storage_mod.os, "replace", refuse)
+    with pytest.raises(StateUnwritable, match=os.strerror(err)) as raised:
+        db.table("t").insert({"n": 2})
+    assert raised.value.errno == err
+    monkeypatch.setattr(storage_mod.os, "open", refuse_lock)
+    with pytest.raises(StateUnwritable):
+        StateLock(tmp_path).acquire()
+    monkeypatch.undo()
+    assert content(path)["t"] == {"1": {"n": 1}}
+
+
 def test_damaged_file_without_backup_raises_and_is_left_untouched(tmp_path: Path) -> None:
     """No good copy: StateCorrupt names the file and the way out; the file is not replaced."""
     path = tmp_path / "s.json"
@@ -212,3 +274,28 @@ def test_second_lock_on_the_same_dir_fails_fast_with_the_holders_pid(tmp_path: P
     first.release()
     with StateLock(tmp_path) as again:
         assert again.held
+
+
+def test_a_history_line_of_the_wrong_shape_costs_that_post_only(tmp_path: Path) -> None:
+    """history.jsonl lines that are valid JSON with wrong inner types (a list, a time that is
+    a number, a cost that is a word) are skipped; the good posts still read."""
+    from glimpse_agent.ledger.history import PostHistory
+
+    path = tmp_path / "history.jsonl"
+    good = {"post_id": "p1", "created_at": "2026-11-20T10:00:00+00:00", "topic": "sea"}
+    lines = [
+        good,
+        [1, 2],
+        {"post_id": "p2", "created_at": 1e20},
+        {"post_id": "p3", "created_at": "2026-11-20T11:00:00+00:00", "cost_usd": "lots"},
+        {"post_id": "p4", "created_at": "2026-11-20T12:00:00+00:00", "topic": ["x"]},
+    ]
+    path.write_text("".join(json.dumps(x) + "\n" for x in lines), encoding="utf-8")
+    history = PostHistory(path, read_only=True)
+    assert [p.post_id for p in history.posts()] == ["p1", "p4"]
+    since = datetime(2026, 11, 1, tzinfo=UTC)
+    assert {k: v.topic for k, v in history.prompts(since).items()} == {
+        "p1": "sea",
+        "p3": "",
+        "p4": "",
+    }

@@ -3,14 +3,23 @@ lives in ``glimpse_agent.commands.<name>`` and is imported only when that comman
 ``--help`` and the idle daemon stay light.
 
 Exit codes: 0 success, 1 the action failed, 2 bad configuration or usage, 3 state directory
-locked or unreadable, 130 interrupted, 141 standard output closed early (`| head`).
+locked or unreadable (a human must look), 4 state directory cannot be written right now (disk
+full, read-only, no permission: may pass, so systemd restarts on it), 130 interrupted, 141
+standard output closed early (`| head`). With ``--json``, a failure is a JSON object on stdout
+too (``{"error": ..., "exit_code": ...}``), so stdout is always JSON.
+
+Logging is configured before anything else runs (``--log-level``/``--log-format``, then the
+config's level once it is read), so a warning from the ledger while it opens is a JSON line on
+stderr, redacted, never text on stdout.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import errno
 import importlib
+import json
 import os
 import sys
 from collections.abc import Sequence
@@ -18,9 +27,11 @@ from datetime import UTC, datetime
 from typing import Any
 
 from glimpse_agent import __version__
-from glimpse_agent.errors import ConfigError, GlimpseAgentError, StateError
+from glimpse_agent.errors import ConfigError, GlimpseAgentError, StateError, StateUnwritable
 
-EXIT_OK, EXIT_FAILED, EXIT_CONFIG, EXIT_STATE = 0, 1, 2, 3
+EXIT_OK, EXIT_FAILED, EXIT_CONFIG, EXIT_STATE, EXIT_UNWRITABLE = 0, 1, 2, 3, 4
+#: OS errors of the machine (not of the program) that may pass: exit 4, no traceback.
+_MACHINE_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EPERM})
 
 COMMANDS: dict[str, str] = {
     "sandbox": "zero-config demo: run a persona for N simulated days against built-in emulators",
@@ -72,8 +83,8 @@ def build_parser() -> argparse.ArgumentParser:
         prog="glimpse-agent",
         description="Run an AI persona on Glimpse: it plans its day, generates images, captions "
         "and posts them, and engages with other agents within the platform's limits.",
-        epilog="Exit codes: 0 ok, 1 failed, 2 bad config or usage, 3 state dir locked/unreadable. "
-        "Start with: glimpse-agent sandbox",
+        epilog="Exit codes: 0 ok, 1 failed, 2 bad config or usage, 3 state dir locked/unreadable, "
+        "4 state dir not writable now (disk full, read-only). Start with: glimpse-agent sandbox",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("--version", action="version", version=f"glimpse-agent {__version__}")
@@ -112,8 +123,14 @@ def build_parser() -> argparse.ArgumentParser:
         description=COMMANDS["run"],
         epilog="Logs go to stderr (JSON lines unless a terminal). If Glimpse cannot be reached "
         "at start, the daemon waits and retries (5 s up to 5 min) instead of exiting. "
+        "A state dir that is full or read-only at start is waited for the same way. Each action "
+        "has a deadline ([daemon] action_deadline_minutes, derived from the timeouts by "
+        "default): past it, it is cancelled and the next one runs. "
         "SIGTERM/SIGINT: the action in flight finishes, then exit 0 within 30 s. "
-        "Exit 1: Glimpse refused the key; 2: bad config; 3: state dir locked or unreadable.",
+        "Exit 1: Glimpse refused the key, or a crash (systemd restarts); 2: bad config and "
+        "3: state dir locked by another process or damaged beyond its backup (systemd does not "
+        "restart: a human must look); 4: state dir not writable now, e.g. disk full or "
+        "read-only (systemd restarts).",
     )
     _add_config(p)
     p.add_argument(
@@ -200,8 +217,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command is None:
         parser.print_help()
         return EXIT_CONFIG
-    module = importlib.import_module(f"glimpse_agent.commands.{args.command.replace('-', '_')}")
+    # Before any import of a command: whatever logs while the config or the ledger is read
+    # goes to stderr in the chosen format, redacted. ``load`` refines the level from the config.
+    _early_logging(args)
+    as_json = bool(getattr(args, "json", False))
     try:
+        module = importlib.import_module(f"glimpse_agent.commands.{args.command.replace('-', '_')}")
         result: Any = module.main(args)
         if asyncio.iscoroutine(result):
             result = asyncio.run(result)
@@ -214,13 +235,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         )
         for problem in exc.problems:
             print(f"  {problem}", file=sys.stderr)
-        return EXIT_CONFIG
+        return _failed(as_json, EXIT_CONFIG, "configuration", [str(p) for p in exc.problems])
+    except StateUnwritable as exc:
+        print(f"glimpse-agent: {exc}", file=sys.stderr)
+        return _failed(as_json, EXIT_UNWRITABLE, "state_unwritable", [str(exc)])
     except StateError as exc:
         print(f"glimpse-agent: {exc}", file=sys.stderr)
-        return EXIT_STATE
+        return _failed(as_json, EXIT_STATE, "state", [str(exc)])
     except GlimpseAgentError as exc:
         print(f"glimpse-agent: {exc}", file=sys.stderr)
-        return EXIT_FAILED
+        return _failed(as_json, EXIT_FAILED, "failed", [str(exc)])
     except KeyboardInterrupt:
         return 130
     except BrokenPipeError:
@@ -229,3 +253,32 @@ def main(argv: Sequence[str] | None = None) -> int:
         devnull = os.open(os.devnull, os.O_WRONLY)
         os.dup2(devnull, sys.stdout.fileno())
         return 141
+    except OSError as exc:
+        if exc.errno not in _MACHINE_ERRNOS:
+            raise
+        # A write our own code did not expect to fail (a cache, a report): the same machine
+        # fault as a full or read-only state directory, and it may pass the same way.
+        text = f"{exc.strerror or exc}" + (f": {exc.filename}" if exc.filename else "")
+        print(f"glimpse-agent: {text} (is the disk full or read-only?)", file=sys.stderr)
+        return _failed(as_json, EXIT_UNWRITABLE, "machine", [text])
+
+
+def _early_logging(args: argparse.Namespace) -> None:
+    from glimpse_agent.logs import configure_logging
+
+    fmt = getattr(args, "log_format", "auto")
+    configure_logging(
+        getattr(args, "log_level", None) or "info",
+        json=None if fmt == "auto" else fmt == "json",
+    )
+
+
+def _failed(as_json: bool, code: int, kind: str, problems: list[str]) -> int:
+    """Exit ``code``; with ``--json`` also say why as a JSON object on stdout, so a script
+    reading stdout always gets JSON."""
+    if as_json:
+        from glimpse_agent.redaction import redact
+
+        error = {"error": kind, "exit_code": code, "problems": [redact(p) for p in problems]}
+        print(json.dumps(error, indent=2))
+    return code

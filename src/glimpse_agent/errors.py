@@ -5,7 +5,8 @@ at exactly one place, so nothing above an adapter ever sees an ``httpx``/SDK exc
     ├── ConfigError                 bad agent.toml / persona file (CLI exits 2); carries problems
     ├── StateError                  the local state directory
     │   ├── StateLocked             another process holds the state dir
-    │   └── StateCorrupt            the store is unreadable and no good copy exists
+    │   ├── StateCorrupt            the store is unreadable and no good copy exists
+    │   └── StateUnwritable         disk full, read-only, no permission: may pass (CLI exits 4)
     ├── BudgetExceeded              a generation would pass the persona's daily budget
     ├── SafetyRejected              an outgoing text failed the safety filter
     └── ServiceError                a remote service said no, or did not answer
@@ -63,6 +64,16 @@ class StateLocked(StateError):
 
 class StateCorrupt(StateError):
     """The store cannot be read and there is no good copy to fall back to."""
+
+
+class StateUnwritable(StateError):
+    """The state directory cannot be written right now (disk full, quota, read-only, no
+    permission): a machine fault that may pass, unlike a lock or a damaged store. The
+    previous content is intact. ``errno`` is the operating system's error number."""
+
+    def __init__(self, message: str, *, errno: int | None = None) -> None:
+        super().__init__(message)
+        self.errno = errno
 
 
 class BudgetExceeded(GlimpseAgentError):

@@ -1,11 +1,21 @@
 """structlog set-up: JSON lines when stderr is not a terminal, readable console otherwise;
-every event passes through the redaction processor last, so no secret reaches the output."""
+every event passes through the redaction processor last, so no secret reaches the output.
+
+Loggers are lazy: ``get_logger`` (also at module level, as the ledger's are) resolves the
+configuration when an event is emitted, not when the logger is made, so an event logged by
+code imported before ``configure_logging`` still goes where and how the CLI said.
+Identical warnings (same event, same fields) are rate-limited: the first is written, the
+repeats are counted, and the next one after ``REPEAT_WINDOW_SECONDS`` carries the count.
+"""
 
 from __future__ import annotations
 
+import collections
 import logging
 import sys
-from collections.abc import MutableMapping
+import threading
+import time
+from collections.abc import Callable, MutableMapping
 from typing import Any, TextIO
 
 import structlog
@@ -19,28 +29,93 @@ LEVELS = {
     "error": logging.ERROR,
 }
 
+#: A repeated identical warning is written at most once per this many seconds.
+REPEAT_WINDOW_SECONDS = 600.0
+_LIMITED_LEVELS = frozenset({"warning", "error", "critical"})
+#: Fields that differ between otherwise identical events (and "_"-prefixed ones: the stdlib
+#: record that a library's warning carries through the chain).
+_NOT_IDENTITY = frozenset({"timestamp"})
+
 
 def redact_event(_: Any, __: str, event_dict: MutableMapping[str, Any]) -> MutableMapping[str, Any]:
     """structlog processor: mask secrets by key name and by value in every field."""
     return {k: redact(v, name=k) for k, v in event_dict.items()}
 
 
+class RepeatLimiter:
+    """structlog processor: the first of identical warnings passes; the repeats within
+    ``every_seconds`` are dropped and counted; the next one after that passes with
+    ``repeats_suppressed`` (how many were dropped) and ``repeats_window_s``. A disk that stays
+    full thus says so once, then once every ten minutes with a count, not every 30 s."""
+
+    def __init__(
+        self,
+        every_seconds: float = REPEAT_WINDOW_SECONDS,
+        *,
+        clock: Callable[[], float] = time.monotonic,
+        max_keys: int = 512,
+    ) -> None:
+        self.every = every_seconds
+        self.clock = clock
+        self.max_keys = max_keys
+        self._lock = threading.Lock()
+        # identity -> [when last written, repeats dropped since]
+        self._seen: collections.OrderedDict[str, list[float]] = collections.OrderedDict()
+
+    def __call__(
+        self, _: Any, method_name: str, event_dict: MutableMapping[str, Any]
+    ) -> MutableMapping[str, Any]:
+        level = str(event_dict.get("level", method_name)).lower()
+        if level not in _LIMITED_LEVELS:
+            return event_dict
+        fields = [
+            (k, repr(v))
+            for k, v in event_dict.items()
+            if k not in _NOT_IDENTITY and not k.startswith("_")
+        ]
+        identity = repr(sorted(fields, key=lambda kv: kv[0]))
+        now = self.clock()
+        with self._lock:
+            entry = self._seen.get(identity)
+            if entry is None:
+                self._seen[identity] = [now, 0]
+                while len(self._seen) > self.max_keys:
+                    self._seen.popitem(last=False)
+                return event_dict
+            self._seen.move_to_end(identity)
+            if now - entry[0] < self.every:
+                entry[1] += 1
+                raise structlog.DropEvent
+            suppressed = int(entry[1])
+            entry[0], entry[1] = now, 0
+        if suppressed:
+            event_dict["repeats_suppressed"] = suppressed
+            event_dict["repeats_window_s"] = self.every
+        return event_dict
+
+
 def configure_logging(
-    level: str = "info", *, json: bool | None = None, stream: TextIO | None = None
+    level: str = "info",
+    *,
+    json: bool | None = None,
+    stream: TextIO | None = None,
+    repeat_window_seconds: float = REPEAT_WINDOW_SECONDS,
 ) -> None:
     """Configure structlog once for the process. ``json=None`` means: JSON unless a TTY."""
     out = stream if stream is not None else sys.stderr
     if json is None:
-        json = not out.isatty()
+        json = not _isatty(out)
     renderer: Any = (
         structlog.processors.JSONRenderer()
         if json
-        else structlog.dev.ConsoleRenderer(colors=out.isatty())
+        else structlog.dev.ConsoleRenderer(colors=_isatty(out))
     )
+    limiter = RepeatLimiter(repeat_window_seconds)
     structlog.configure(
         processors=[
             structlog.contextvars.merge_contextvars,
             structlog.processors.add_log_level,
+            limiter,
             structlog.processors.TimeStamper(fmt="iso", utc=True),
             structlog.processors.format_exc_info,
             redact_event,
@@ -50,14 +125,30 @@ def configure_logging(
         logger_factory=structlog.PrintLoggerFactory(file=out),
         cache_logger_on_first_use=False,
     )
-    # Libraries (httpx, uvicorn, huggingface_hub) log through stdlib logging: keep them quiet and
-    # route anything they do say through the same redaction, onto the same stream. Our handler
-    # replaces the one an earlier call installed (a test, or a command run twice in-process).
+    # Libraries (httpx, uvicorn, apscheduler, huggingface_hub) log through stdlib logging: keep
+    # them quiet and render anything they do say as ours are (JSON lines, redacted), onto the
+    # same stream. Our handler replaces the one an earlier call installed (a test, or a command
+    # run twice in-process).
     root = logging.getLogger()
     for old in [h for h in root.handlers if getattr(h, _OURS, False)]:
         root.removeHandler(old)
     handler = logging.StreamHandler(out)
-    handler.setFormatter(logging.Formatter("%(levelname)s %(name)s %(message)s"))
+    handler.setFormatter(
+        structlog.stdlib.ProcessorFormatter(
+            foreign_pre_chain=[
+                structlog.stdlib.add_logger_name,
+                structlog.stdlib.add_log_level,
+                structlog.processors.TimeStamper(fmt="iso", utc=True),
+            ],
+            processors=[
+                structlog.stdlib.ProcessorFormatter.remove_processors_meta,
+                structlog.processors.format_exc_info,
+                redact_event,
+                renderer,
+            ],
+        )
+    )
+    handler.addFilter(_RepeatFilter(limiter))
     setattr(handler, _OURS, True)
     root.addHandler(handler)
     root.setLevel(logging.WARNING)
@@ -79,6 +170,32 @@ def configure_logging(
 _OURS = "_glimpse_agent_handler"
 
 
+def _isatty(stream: TextIO) -> bool:
+    try:
+        return stream.isatty()
+    except (AttributeError, ValueError):  # a closed or unusual stream
+        return False
+
+
+class _RepeatFilter(logging.Filter):
+    """The same limit for library warnings (a formatter cannot drop a record; a filter can)."""
+
+    def __init__(self, limiter: RepeatLimiter) -> None:
+        super().__init__()
+        self.limiter = limiter
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        fields = {"logger": record.name, "event": record.getMessage()}
+        try:
+            out = self.limiter(None, record.levelname.lower(), fields)
+        except structlog.DropEvent:
+            return False
+        if "repeats_suppressed" in out:
+            record.msg = f"{record.getMessage()} ({out['repeats_suppressed']} repeats suppressed)"
+            record.args = None
+        return True
+
+
 class _RedactingFilter(logging.Filter):
     def filter(self, record: logging.LogRecord) -> bool:
         record.msg = redact(record.getMessage())
@@ -87,5 +204,7 @@ class _RedactingFilter(logging.Filter):
 
 
 def get_logger(name: str = "glimpse_agent", **bound: Any) -> Any:
-    """A structlog logger with ``bound`` context (persona, job, action)."""
-    return structlog.get_logger(name).bind(**bound)
+    """A structlog logger with ``bound`` context (persona, job, action). Lazy: it follows the
+    configuration in force when it logs, so a module-level logger made at import time still
+    obeys the CLI's ``configure_logging``."""
+    return structlog.get_logger(name, **bound)

@@ -1,11 +1,17 @@
 """systemd readiness/watchdog notifications (sd_notify protocol) and a heartbeat file for
-container health checks. No dependency: the protocol is one datagram per message."""
+container health checks. No dependency: the protocol is one datagram per message.
+
+The heartbeat file is one JSON object: when the loop was last seen making progress, its state
+("starting", "running", "stopping", or "stuck": an action past its deadline), and the action
+running and since when. ``heartbeat_healthy`` is what the Docker health check asks."""
 
 from __future__ import annotations
 
+import json
 import os
 import socket
-from datetime import datetime
+from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 
 
@@ -65,17 +71,83 @@ def watchdog_interval_seconds() -> float | None:
     return int(usec) / 1_000_000 / 2
 
 
-def write_heartbeat(path: Path, now: datetime) -> None:
-    """Atomically write the time of the last healthy loop turn (read by HEALTHCHECK)."""
+#: Heartbeat states: the loop is making progress ("starting": before the first plan).
+HEALTHY_STATES = frozenset({"starting", "running", "stopping"})
+#: A heartbeat older than this is stale: the loop that writes it every 30 s has stopped.
+HEARTBEAT_MAX_AGE_SECONDS = 600.0
+
+
+@dataclass(frozen=True)
+class Heartbeat:
+    """What the heartbeat file says. ``at`` is the last moment the loop was seen making
+    progress; it stops advancing while ``state`` is "stuck" (an action running past its
+    deadline and grace), though the file is still rewritten to say so."""
+
+    at: datetime
+    state: str = "running"
+    action: str | None = None
+    action_since: datetime | None = None
+    written_at: datetime | None = None
+
+    def to_json(self) -> str:
+        doc = {
+            "at": self.at.isoformat(),
+            "state": self.state,
+            "action": self.action,
+            "action_since": self.action_since.isoformat() if self.action_since else None,
+            "written_at": (self.written_at or self.at).isoformat(),
+        }
+        return json.dumps(doc) + "\n"
+
+    def healthy(self, now: datetime, max_age_seconds: float = HEARTBEAT_MAX_AGE_SECONDS) -> bool:
+        return self.state in HEALTHY_STATES and (now - self.at).total_seconds() < max_age_seconds
+
+
+def write_heartbeat(path: Path, now: datetime | Heartbeat) -> None:
+    """Atomically write the heartbeat (read by HEALTHCHECK); a bare time means "running"."""
+    beat = now if isinstance(now, Heartbeat) else Heartbeat(now)
     tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(now.isoformat() + "\n", encoding="utf-8")
+    tmp.write_text(beat.to_json(), encoding="utf-8")
     os.replace(tmp, path)
 
 
-def heartbeat_age_seconds(path: Path, now: datetime) -> float | None:
-    """Seconds since the heartbeat file was written, or None if it is missing/unreadable."""
+def read_heartbeat(path: Path) -> Heartbeat | None:
+    """The heartbeat file, or None if it is missing or unreadable. A file from an older version
+    (one ISO time) reads as "running" at that time."""
     try:
-        when = datetime.fromisoformat(path.read_text(encoding="utf-8").strip())
-    except (OSError, ValueError):
+        text = path.read_text(encoding="utf-8").strip()
+        if not text.startswith("{"):
+            return Heartbeat(_aware(datetime.fromisoformat(text)))
+        doc = json.loads(text)
+        since = doc.get("action_since")
+        written = doc.get("written_at")
+        return Heartbeat(
+            at=_aware(datetime.fromisoformat(doc["at"])),
+            state=str(doc.get("state") or "running"),
+            action=doc.get("action"),
+            action_since=_aware(datetime.fromisoformat(since)) if since else None,
+            written_at=_aware(datetime.fromisoformat(written)) if written else None,
+        )
+    except (OSError, ValueError, TypeError, KeyError, AttributeError):
         return None
-    return (now - when).total_seconds()
+
+
+def heartbeat_age_seconds(path: Path, now: datetime) -> float | None:
+    """Seconds since the loop was last seen making progress, or None if the file is
+    missing/unreadable."""
+    beat = read_heartbeat(path)
+    return None if beat is None else (now - beat.at).total_seconds()
+
+
+def heartbeat_healthy(
+    path: Path | str,
+    now: datetime | None = None,
+    max_age_seconds: float = HEARTBEAT_MAX_AGE_SECONDS,
+) -> bool:
+    """The container health check: the file is fresh and says the loop makes progress."""
+    beat = read_heartbeat(Path(path))
+    return beat is not None and beat.healthy(now or datetime.now(UTC), max_age_seconds)
+
+
+def _aware(at: datetime) -> datetime:
+    return at if at.tzinfo is not None else at.replace(tzinfo=UTC)

@@ -216,6 +216,8 @@ class DaemonSection(_Section):
     misfire_grace_minutes: Annotated[float, Field(gt=0, le=240)] = 15.0
     jitter_minutes: Annotated[float, Field(ge=0, le=120)] = 20.0
     stop_timeout_seconds: Annotated[float, Field(gt=0, le=300)] = 25.0
+    # None: derived from the other timeouts (see run/deadlines.py).
+    action_deadline_minutes: Annotated[float, Field(gt=0, le=1440)] | None = None
 
 
 class AgentConfig(_Section):

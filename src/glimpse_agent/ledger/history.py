@@ -26,6 +26,7 @@ from glimpse_agent.ledger.storage import (
     fsync_dir,
     remove_stale_temp_files,
     write_atomically,
+    write_error,
 )
 from glimpse_agent.logs import get_logger
 
@@ -51,19 +52,23 @@ class PostHistory:
             return
         lines = "".join(_line(p.to_doc()) for p in posts).encode()
         created = not self.path.exists()
-        fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, FILE_MODE)
         try:
-            size = os.fstat(fd).st_size
-            if size and _last_byte(self.path, size) != b"\n":
-                lines = b"\n" + lines  # end a line torn by a crash instead of extending it
-            view = memoryview(lines)
-            while view:
-                view = view[os.write(fd, view) :]
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-        if created:
-            fsync_dir(self.path.parent)
+            fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, FILE_MODE)
+            try:
+                size = os.fstat(fd).st_size
+                if size and _last_byte(self.path, size) != b"\n":
+                    lines = b"\n" + lines  # end a line torn by a crash instead of extending it
+                view = memoryview(lines)
+                while view:
+                    view = view[os.write(fd, view) :]
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+            if created:
+                fsync_dir(self.path.parent)
+        except OSError as e:
+            # A torn line this may leave is skipped by readers; the posts stay in ledger.json.
+            raise write_error(e, str(self.path)) from e
 
     def maintain(self, now: datetime, retention: Retention, *, force: bool = False) -> None:
         """Shrink posts older than ``post_days`` to topic + prompt and drop those older than
@@ -82,16 +87,23 @@ class PostHistory:
             lines.append(_line(_compact(doc)).encode() if ageing else line + b"\n")
         rewritten = b"".join(lines)
         if rewritten != raw:
-            write_atomically(self.path, rewritten)
+            try:
+                write_atomically(self.path, rewritten)
+            except OSError as e:
+                raise write_error(e, str(self.path)) from e
         self._maintained_at = now
 
     def posts(self, since: datetime | None = None) -> list[OwnPost]:
         """Archived posts still kept in full, created at or after ``since``."""
-        return [
-            OwnPost.from_doc(d)
-            for d in self._docs().values()
-            if "compact" not in d and (since is None or parse_iso(d["created_at"]) >= since)
-        ]
+        out = []
+        for d in self._docs().values():
+            if "compact" in d or (since is not None and parse_iso(d["created_at"]) < since):
+                continue
+            try:
+                out.append(OwnPost.from_doc(d))
+            except (ValueError, TypeError, KeyError) as e:
+                log.error("history_post_unreadable", file=str(self.path), error=str(e))
+        return out
 
     def prompts(self, since: datetime) -> dict[str, IdeaRecord]:
         """Topic, prompt and angle of every archived post created at or after ``since``, by
@@ -101,7 +113,7 @@ class PostHistory:
             at = parse_iso(d["created_at"])
             if at >= since:
                 out[post_id] = IdeaRecord(
-                    d.get("topic", ""), d.get("prompt", ""), at, d.get("angle", "")
+                    _text(d.get("topic")), _text(d.get("prompt")), at, _text(d.get("angle"))
                 )
         return out
 
@@ -130,6 +142,11 @@ class PostHistory:
             found.pop(post_id, None)  # a later copy of a post moves to the end
             found[post_id] = (doc, line)
         return found
+
+
+def _text(value: Any) -> str:
+    """A text field as a string, whatever a damaged line holds there."""
+    return value if isinstance(value, str) else ""
 
 
 def _line(doc: dict[str, Any]) -> str:

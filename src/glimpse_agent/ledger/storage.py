@@ -15,6 +15,7 @@ a second agent on the same state directory fails at once with a clear message.
 from __future__ import annotations
 
 import contextlib
+import errno
 import fcntl
 import json
 import os
@@ -27,13 +28,30 @@ from typing import Any
 
 from tinydb.storages import Storage
 
-from glimpse_agent.errors import StateCorrupt, StateError, StateLocked
+from glimpse_agent.errors import StateCorrupt, StateError, StateLocked, StateUnwritable
 from glimpse_agent.logs import get_logger
 
 FILE_MODE = 0o600
 DIR_MODE = 0o700
 
 log = get_logger("glimpse_agent.ledger.storage")
+
+#: Write failures of the machine, not of the program or the data: they pass once space is
+#: freed or the filesystem is writable again, so they must not stop the service for good.
+UNWRITABLE_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EPERM})
+
+
+def write_error(exc: OSError, what: str) -> StateError:
+    """Our error for a failed write of ``what``: ``StateUnwritable`` (may pass: disk full,
+    read-only, no permission) or a plain ``StateError``."""
+    reason = exc.strerror or str(exc)
+    if exc.errno in UNWRITABLE_ERRNOS:
+        return StateUnwritable(
+            f"cannot write {what}: {reason} (is the disk full or read-only?); "
+            "the previous content is intact",
+            errno=exc.errno,
+        )
+    return StateError(f"cannot write {what}: {reason}; the previous content is intact")
 
 
 def ensure_state_dir(path: Path) -> Path:
@@ -75,7 +93,9 @@ def remove_stale_temp_files(path: Path) -> None:
     """Delete temp files an interrupted ``write_atomically(path)`` left (``path`` is intact).
     Only call this while holding the state lock: otherwise they may be another writer's."""
     for stale in path.parent.glob(f".{path.name}.*.tmp"):
-        stale.unlink(missing_ok=True)
+        # Leftovers are harmless: a directory we cannot write now keeps them until later.
+        with contextlib.suppress(OSError):
+            stale.unlink(missing_ok=True)
 
 
 def _rotate_backup(path: Path) -> None:
@@ -104,12 +124,25 @@ def backup_path(path: Path) -> Path:
 
 
 def _parse(raw: bytes) -> dict[str, Any]:
-    """Decode a store; anything but a JSON object (empty, truncated, garbage) is damage."""
+    """Decode a store; anything but TinyDB's shape (tables of numbered documents, each an
+    object) is damage, as empty, truncated or garbage bytes are: valid JSON with a table that
+    is a list, or a document that is a string, would otherwise fail later, mid-action."""
     if not raw.strip():
         raise ValueError("the file is empty")
     data = json.loads(raw)
     if not isinstance(data, dict):
         raise ValueError(f"expected a JSON object, found {type(data).__name__}")
+    for name, table in data.items():
+        if not isinstance(table, dict):
+            raise ValueError(f"table {name!r} is a {type(table).__name__}, expected an object")
+        for doc_id, doc in table.items():
+            if not doc_id.isdigit():
+                raise ValueError(f"table {name!r} has a document id {doc_id[:40]!r}")
+            if not isinstance(doc, dict):
+                raise ValueError(
+                    f"document {doc_id} of table {name!r} is a {type(doc).__name__}, "
+                    "expected an object"
+                )
     return data
 
 
@@ -193,10 +226,7 @@ class AtomicJSONStorage(Storage):  # type: ignore[misc,unused-ignore]  # tinydb:
             self.discard()
             if not isinstance(e, OSError):
                 raise
-            raise StateError(
-                f"could not save {self.path}: {e.strerror or e} (is the disk full or read-only?); "
-                "the previous content is intact"
-            ) from e
+            raise write_error(e, str(self.path)) from e
         self._cache = data if self._use_cache else None
 
     def _load(self) -> dict[str, Any] | None:
@@ -232,15 +262,20 @@ class AtomicJSONStorage(Storage):  # type: ignore[misc,unused-ignore]  # tinydb:
             log.warning("state_file_unreadable_using_backup", file=str(self.path), reason=reason)
             return data
         aside = None
-        if self.path.exists():
-            stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
-            aside = self.path.with_name(f"{self.path.name}.corrupt-{stamp}")
-            n = 1
-            while aside.exists():
-                n += 1
-                aside = self.path.with_name(f"{self.path.name}.corrupt-{stamp}-{n}")
-            os.replace(self.path, aside)
-        write_atomically(self.path, raw)
+        try:
+            if self.path.exists():
+                stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
+                aside = self.path.with_name(f"{self.path.name}.corrupt-{stamp}")
+                n = 1
+                while aside.exists():
+                    n += 1
+                    aside = self.path.with_name(f"{self.path.name}.corrupt-{stamp}-{n}")
+                os.replace(self.path, aside)
+            write_atomically(self.path, raw)
+        except OSError as e:
+            # Not repaired now (the next open tries again); never serve the backup from memory
+            # here, or the next write would rotate the damaged file over the good backup.
+            raise write_error(e, f"{self.path} (restoring it from {bak})") from e
         log.error(
             "state_file_restored_from_backup",
             file=str(self.path),
@@ -264,8 +299,11 @@ class StateLock:
         self._fd: int | None = None
 
     def acquire(self) -> StateLock:
-        ensure_state_dir(self.state_dir)
-        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, FILE_MODE)
+        try:
+            ensure_state_dir(self.state_dir)
+            fd = os.open(self.path, os.O_RDWR | os.O_CREAT, FILE_MODE)
+        except OSError as e:
+            raise write_error(e, f"the lock file {self.path}") from e
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except OSError:
@@ -274,8 +312,10 @@ class StateLock:
             raise StateLocked(
                 f"another glimpse-agent (pid {holder}) is already running on {self.state_dir}"
             ) from None
-        os.ftruncate(fd, 0)
-        os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+        # The pid is only for the message above: a full disk must not cost us the lock.
+        with contextlib.suppress(OSError):
+            os.ftruncate(fd, 0)
+            os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
         self._fd = fd
         return self
 

@@ -12,32 +12,59 @@ tell systemd why it takes long. A refused key (401/403) still ends the process a
 SIGTERM/SIGINT stop new work (a start-up still talking to Glimpse is cut short), let the action
 in flight finish (up to ``stop_timeout_seconds``), then exit; anything cut short stays an
 unsettled intent in the ledger and is reconciled at the next start.
+A state directory that cannot be written (disk full, read-only) is waited for the same way,
+so a restart on a full disk does not end in a stopped unit.
+Every job has a deadline (``run.deadlines``): past it the action is cancelled and logged as
+failed (``job_failed``, ``reason="deadline_exceeded"``; an intent it left open is reconciled at
+the next start), so the lock is free for the next slot on time. A job that fires while its
+previous run is still going is skipped with a ``job_skipped`` event.
 ``READY=1``/``WATCHDOG=1``/``STOPPING=1`` go to ``$NOTIFY_SOCKET``; the watchdog ping and the
-heartbeat file are written from the event loop itself, so a wedged loop is noticed.
+heartbeat file are written from the event loop itself, so a wedged loop is noticed, and only
+while the loop makes progress: an action still running ``stuck_grace`` after its deadline (it
+ignored its cancellation) stops the pings, so systemd restarts us, and the heartbeat file says
+"stuck", so the container turns unhealthy.
 """
 
 from __future__ import annotations
 
 import asyncio
+import logging
 import signal
 from collections.abc import Callable, Coroutine, Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, Protocol
 
+from apscheduler.events import EVENT_JOB_MISSED, JobExecutionEvent
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from apscheduler.triggers.date import DateTrigger
 from apscheduler.triggers.interval import IntervalTrigger
 
 from glimpse_agent.clock import Clock
-from glimpse_agent.errors import RateLimited, ServiceError
+from glimpse_agent.errors import RateLimited, ServiceError, StateUnwritable
 from glimpse_agent.logs import get_logger
-from glimpse_agent.notify import SystemdNotifier, watchdog_interval_seconds, write_heartbeat
+from glimpse_agent.notify import (
+    Heartbeat,
+    SystemdNotifier,
+    watchdog_interval_seconds,
+    write_heartbeat,
+)
 from glimpse_agent.planner import DayPlan, Slot, schedule_slots
 
 _MINUTE = timedelta(minutes=1)
 #: Seconds between start-up attempts while Glimpse is unreachable; the last one repeats.
 STARTUP_BACKOFF = (5.0, 10.0, 20.0, 40.0, 80.0, 160.0, 300.0)
+#: A job's deadline when the daemon is given none for its kind.
+DEFAULT_DEADLINE_SECONDS = 3600.0
+#: How long a cancelled action may take to end before it counts as stuck.
+STUCK_GRACE_SECONDS = 60.0
+
+
+class _Action:
+    """The action holding the lock: which job, since when, and until when it may run."""
+
+    def __init__(self, name: str, since: datetime, started: float, deadline: float) -> None:
+        self.name, self.since, self.started, self.deadline = name, since, started, deadline
 
 
 class Schedulable(Protocol):
@@ -69,7 +96,11 @@ class Daemon:
         notifier: SystemdNotifier | None = None,
         alive_every_seconds: float = 30.0,
         startup_backoff: Sequence[float] = STARTUP_BACKOFF,
+        deadline_for: Callable[[str], float] | None = None,
+        stuck_grace_seconds: float = STUCK_GRACE_SECONDS,
     ) -> None:
+        """``deadline_for(kind)`` gives the seconds a job of that kind ("post", "engage",
+        "heartbeat") may run (default: an hour for every kind)."""
         self.agent = agent
         self.clock = clock
         self.heartbeat_file = heartbeat_file
@@ -86,6 +117,14 @@ class Daemon:
         self._jobs: set[asyncio.Task[Any]] = set()  # job coroutines started by APScheduler
         self._scheduler: AsyncIOScheduler | None = None
         self._running: set[str] = set()  # jobs fired and waiting for, or holding, the lock
+        self._running_since: dict[str, datetime] = {}
+        self.deadline_for = deadline_for or (lambda _kind: DEFAULT_DEADLINE_SECONDS)
+        self.stuck_grace = stuck_grace_seconds
+        self._action: _Action | None = None
+        #: Actions that outlived their deadline and ignored their cancellation.
+        self._stuck: dict[asyncio.Task[Any], _Action] = {}
+        self._state = "starting"
+        self._healthy_at: datetime | None = None
 
     # ------------------------------------------------------------------ public
 
@@ -108,27 +147,31 @@ class Daemon:
         # a start-up that may be waiting for Glimpse.
         alive = asyncio.create_task(self._alive_loop(), name="alive")
         try:
-            if not await self._start_agent():
-                self.notifier.stopping()
-                alive.cancel()
-                await asyncio.gather(alive, return_exceptions=True)
-                self.log.info("daemon_stopped", during="startup")
-                return 0
+            if not await self._patiently(self.agent.startup):
+                return await self._stopped_during_startup(alive)
             self._scheduler = AsyncIOScheduler(
                 timezone=UTC,
                 job_defaults={
                     "misfire_grace_time": int(self.grace.total_seconds()),
                     "coalesce": True,
-                    "max_instances": 1,
+                    # Our guard skips a job whose previous run is still going, and says so in
+                    # our own log line; APScheduler's own limit would say it in plain text.
+                    "max_instances": 100,
                 },
             )
+            self._scheduler.add_listener(self._on_missed, EVENT_JOB_MISSED)
+            # Its warnings (missed, skipped) are ours now, as JSON events; errors still show.
+            logging.getLogger("apscheduler").setLevel(logging.ERROR)
             self._scheduler.start()
-            await self._replan()
+            # The first plan writes the ledger: a full disk is waited out here too.
+            if not await self._patiently(self._replan):
+                return await self._stopped_during_startup(alive)
             self._scheduler.add_job(
-                self._guard("heartbeat", self.agent.heartbeat),
+                self._guard("heartbeat", self.agent.heartbeat, kind="heartbeat"),
                 IntervalTrigger(minutes=self.heartbeat_minutes, timezone=UTC),
                 id="heartbeat",
             )
+            self._state = "running"
             self.notifier.ready()
             self.notifier.status("running")
             self.log.info("daemon_ready", jobs=[j for j, _ in self.scheduled])
@@ -141,32 +184,68 @@ class Daemon:
             for sig in (signal.SIGTERM, signal.SIGINT):
                 loop.remove_signal_handler(sig)
 
+    @property
+    def health(self) -> tuple[str, str | None, datetime | None]:
+        """(state, running action, since when): "starting", "running", "stopping", or "stuck"
+        when an action runs on past its deadline and grace — the loop makes no progress."""
+        now = asyncio.get_running_loop().time()
+        for task, stuck in self._stuck.items():
+            if not task.done():
+                return "stuck", stuck.name, stuck.since
+        action = self._action
+        if action is not None and now - action.started > action.deadline + self.stuck_grace:
+            return "stuck", action.name, action.since
+        return self._state, action.name if action else None, action.since if action else None
+
     # ------------------------------------------------------------------ internals
 
-    async def _start_agent(self) -> bool:
-        """``agent.startup()`` (who am I, reconcile) until it succeeds (True) or a stop comes
-        (False). A retryable failure (Glimpse down, 5xx, 429) waits and tries again; any other
-        error raises. A Glimpse that answers slowly must not keep SIGTERM waiting, so a stop
-        cuts an attempt short; that is safe: the intents it did not settle stay open."""
+    async def _patiently(self, step: Callable[[], Coroutine[Any, Any, object]]) -> bool:
+        """``step()`` (start-up: who am I, reconcile; then the first plan) until it succeeds
+        (True) or a stop comes (False). A failure that may pass (Glimpse down, 5xx, 429; a
+        state directory that is full or read-only) waits and tries again; any other error
+        raises. A Glimpse that answers slowly must not keep SIGTERM waiting, so a stop cuts an
+        attempt short; that is safe: the intents it did not settle stay open."""
         attempt = 0
         while not self._stop.is_set():
             attempt += 1
             try:
-                return await self._unless_stopped(self.agent.startup())
-            except ServiceError as exc:
-                if not exc.retryable:
+                return await self._unless_stopped(step())
+            except (ServiceError, StateUnwritable) as exc:
+                if isinstance(exc, ServiceError) and not exc.retryable:
                     raise
                 wait = self.startup_backoff[min(attempt, len(self.startup_backoff)) - 1]
                 if isinstance(exc, RateLimited) and exc.retry_after:
                     wait = max(wait, exc.retry_after)
-                self.log.warning("startup_retry", attempt=attempt, error=str(exc), retry_in_s=wait)
+                waiting_for = (
+                    "the state directory" if isinstance(exc, StateUnwritable) else "Glimpse"
+                )
+                self.log.warning(
+                    "startup_retry",
+                    attempt=attempt,
+                    error=str(exc),
+                    error_type=type(exc).__name__,
+                    waiting_for=waiting_for,
+                    retry_in_s=wait,
+                )
                 self.notifier.status(
-                    f"waiting for Glimpse (attempt {attempt}, next in {wait:.0f} s): {exc}"[:200]
+                    f"waiting for {waiting_for} (attempt {attempt}, next in {wait:.0f} s): {exc}"[
+                        :200
+                    ]
                 )
                 self.notifier.extend_timeout(wait + 120)
                 if not await self._unless_stopped(asyncio.sleep(wait)):
                     return False
         return False
+
+    async def _stopped_during_startup(self, alive: asyncio.Task[None]) -> int:
+        self.notifier.stopping()
+        if self._scheduler is not None:
+            self._scheduler.shutdown(wait=False)
+            self._scheduler.remove_all_jobs()
+        alive.cancel()
+        await asyncio.gather(alive, return_exceptions=True)
+        self.log.info("daemon_stopped", during="startup")
+        return 0
 
     async def _unless_stopped(self, work: Coroutine[Any, Any, object]) -> bool:
         """Run ``work`` unless a stop comes first: True if it finished (its error raises),
@@ -189,6 +268,7 @@ class Daemon:
         self._stop.set()
 
     async def _shutdown(self, alive: asyncio.Task[None]) -> int:
+        self._state = "stopping"
         self.notifier.stopping()
         if self._scheduler is not None:
             self._scheduler.shutdown(wait=False)
@@ -200,7 +280,9 @@ class Daemon:
                 # The intent stays unsettled in the ledger; the next start reconciles it.
                 self.log.warning("action_cancelled_at_stop")
                 in_flight.cancel()
-                await asyncio.gather(in_flight, return_exceptions=True)
+                await asyncio.wait({in_flight}, timeout=self.stuck_grace)
+        for task in [t for t in self._stuck if not t.done()]:
+            task.cancel()  # once more; if it still will not end, the process ends without it
         # Jobs still queued behind the action lock see the stop and return at once: let them,
         # rather than have the loop's end cancel them mid-await.
         queued = {t for t in self._jobs if not t.done() and t is not asyncio.current_task()}
@@ -212,27 +294,72 @@ class Daemon:
         return 0
 
     async def _alive_loop(self) -> None:
+        """Feed the watchdog and the heartbeat file while the loop makes progress; while an
+        action is stuck, starve the watchdog (systemd restarts us) and say "stuck" in the file
+        (whose ``at`` then stops advancing)."""
+        was = "starting"
         while True:
-            self.notifier.watchdog()
+            state, action, since = self.health
+            now = self.clock.now()
+            if state != "stuck":
+                self.notifier.watchdog()
+                self._healthy_at = now
+            if state != was:
+                if state == "stuck":
+                    self.log.error(
+                        "daemon_stuck",
+                        job=action,
+                        since=since.isoformat() if since else None,
+                        note="an action outlived its deadline and its cancellation; the "
+                        "watchdog is no longer fed",
+                    )
+                    self.notifier.status(f"stuck: {action} running since {since}"[:200])
+                elif was == "stuck":
+                    self.log.info("daemon_unstuck")
+                    self.notifier.status(state)
+                was = state
+            beat = Heartbeat(
+                at=self._healthy_at or now,
+                state=state,
+                action=action,
+                action_since=since,
+                written_at=now,
+            )
             try:
-                await asyncio.to_thread(write_heartbeat, self.heartbeat_file, self.clock.now())
+                await asyncio.to_thread(write_heartbeat, self.heartbeat_file, beat)
             except OSError as exc:
+                # Identical repeats (a disk that stays full) are rate-limited by the logger.
                 self.log.warning("heartbeat_file_failed", error=str(exc))
             await asyncio.sleep(self.alive_every)
 
     def _guard(
-        self, name: str, fn: Callable[..., Coroutine[Any, Any, object]], *args: Any
+        self,
+        name: str,
+        fn: Callable[..., Coroutine[Any, Any, object]],
+        *args: Any,
+        kind: str = "",
     ) -> Callable[[], Coroutine[Any, Any, None]]:
-        """Wrap a job: one action at a time, never after stop, never raising into APScheduler."""
+        """Wrap a job: one action at a time, never after stop, never past its deadline, never
+        raising into APScheduler."""
 
         async def job() -> None:
             if self._stop.is_set():
+                return
+            if name in self._running:
+                since = self._running_since.get(name)
+                self.log.warning(
+                    "job_skipped",
+                    job=name,
+                    reason="its previous run is still running or waiting for the action lock",
+                    running_since=since.isoformat() if since else None,
+                )
                 return
             me = asyncio.current_task()
             if me is not None:
                 self._jobs.add(me)
             # From now until it ends the job is in no job store: remember it is on its way.
             self._running.add(name)
+            self._running_since[name] = self.clock.now()
             try:
                 await locked()
             except asyncio.CancelledError:
@@ -242,6 +369,7 @@ class Daemon:
                 # to reconcile). End quietly: APScheduler would log a cancellation as a crash.
             finally:
                 self._running.discard(name)
+                self._running_since.pop(name, None)
                 if me is not None:
                     self._jobs.discard(me)
 
@@ -249,21 +377,76 @@ class Daemon:
             async with self._action_lock:
                 if self._stop.is_set():
                     return
+                deadline = self.deadline_for(kind or name)
                 task: asyncio.Task[object] = asyncio.create_task(fn(*args), name=name)
                 self._in_flight = task
+                action = _Action(
+                    name, self.clock.now(), asyncio.get_running_loop().time(), deadline
+                )
+                self._action = action
                 try:
-                    await asyncio.shield(task)
-                except asyncio.CancelledError:
-                    raise
-                except Exception as exc:
-                    self.log.error(
-                        "job_failed", job=name, error=str(exc), error_type=type(exc).__name__
-                    )
+                    # Waiting does not cancel the task when we are cancelled: a stop lets the
+                    # action finish (see ``_shutdown``).
+                    done, _ = await asyncio.wait({task}, timeout=deadline)
+                    if not done:
+                        await self._past_deadline(action, task)
+                    elif task.cancelled():
+                        if not self._stop.is_set():
+                            self.log.error("job_failed", job=name, error="cancelled")
+                    elif (exc := task.exception()) is not None:
+                        self.log.error(
+                            "job_failed", job=name, error=str(exc), error_type=type(exc).__name__
+                        )
                 finally:
-                    if task.done():
+                    if task.done() or task in self._stuck:
                         self._in_flight = None
+                    self._action = None
 
         return job
+
+    async def _past_deadline(self, action: _Action, task: asyncio.Task[object]) -> None:
+        """Cancel an action past its deadline, so the lock is free for the next slot. One that
+        ignores its cancellation is left behind as stuck (health says so until it ends)."""
+        self.log.error(
+            "job_failed",
+            job=action.name,
+            reason="deadline_exceeded",
+            error=f"still running after its deadline of {action.deadline:g} s; cancelled",
+            error_type="DeadlineExceeded",
+            started_at=action.since.isoformat(),
+        )
+        task.cancel()
+        done, _ = await asyncio.wait({task}, timeout=self.stuck_grace)
+        if done:
+            if not task.cancelled():
+                task.exception()  # retrieved: its error, if any, is the cancellation's echo
+            return
+        self._stuck[task] = action
+        task.add_done_callback(self._stuck_ended)
+        self.log.error(
+            "action_stuck",
+            job=action.name,
+            started_at=action.since.isoformat(),
+            note="it ignored its cancellation; the next jobs run, health says stuck until it ends",
+        )
+
+    def _stuck_ended(self, task: asyncio.Task[Any]) -> None:
+        action = self._stuck.pop(task, None)
+        if not task.cancelled():
+            task.exception()
+        if action is not None:
+            self.log.warning("stuck_action_ended", job=action.name)
+
+    def _on_missed(self, event: JobExecutionEvent) -> None:
+        """APScheduler's "was missed" warning, as our own event (its own is plain text)."""
+        self.log.warning(
+            "job_missed",
+            job=event.job_id,
+            scheduled_for=event.scheduled_run_time.isoformat()
+            if event.scheduled_run_time
+            else None,
+            grace_minutes=self.grace / _MINUTE,
+        )
 
     async def _replan(self) -> None:
         assert self._scheduler is not None
@@ -299,7 +482,7 @@ class Daemon:
     def _schedule_slot(self, slot: Slot, at: datetime) -> None:
         assert self._scheduler is not None
         self._scheduler.add_job(
-            self._guard(slot.slot_id, self._run_slot, slot),
+            self._guard(slot.slot_id, self._run_slot, slot, kind=slot.kind),
             DateTrigger(run_date=at, timezone=UTC),
             id=slot.slot_id,
             replace_existing=True,
