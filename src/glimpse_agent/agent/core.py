@@ -57,7 +57,8 @@ class Agent:
             log=get_logger("glimpse_agent.agent", persona=persona.name),
             # The very list the Glimpse client appends to: not a copy.
             rate_limit_inbox=rate_limit_inbox if rate_limit_inbox is not None else [],
-            keeper=ImageKeeper(config.state_dir, clock),
+            # Beside the ledger they belong with (simulate runs on a copy of the state dir).
+            keeper=ImageKeeper(ledger.ledger.state_dir, clock),
         )
         self.quota = Quota(self.context)
         self.reconciler = Reconciler(self.context)
