@@ -57,7 +57,6 @@ _CONFLICT_TEXT = re.compile(
 
 
 _NOT_DONE_STATUS = ("error", "failed", "failure", "fail")
-_log = get_logger("glimpse_agent.glimpse")
 
 
 def _decode(response: httpx.Response) -> Any:
@@ -97,7 +96,7 @@ def _bucket_of(code: str, details: dict[str, Any], fallback: str, where: str) ->
     if isinstance(named, str) and named:
         if named in limits.BUCKETS:
             return named
-        _log.warning(
+        get_logger("glimpse_agent.glimpse").warning(
             "glimpse.unknown_bucket",
             where=where,
             named=scrub(named)[:40],

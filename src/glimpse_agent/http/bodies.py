@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import re
+from itertools import accumulate
 from typing import Any
 
 #: Deeper than any answer we read (Glimpse's deepest is ~5 levels); far below the interpreter's
@@ -21,8 +22,11 @@ MAX_JSON_DEPTH = 64
 
 # A JSON string (escapes included), unrolled so that a long string costs one linear scan.
 _STRING = re.compile(rb'"[^"\\]*(?:\\.[^"\\]*)*"', re.DOTALL)
-_PAIR = re.compile(rb"\[\]|\{\}")
 _NOT_BRACKETS = bytes(b for b in range(256) if b not in b"[]{}")
+# How each byte of the bracket skeleton changes the depth.
+_STEP = [0] * 256
+for _open, _close in (b"[]", b"{}"):
+    _STEP[_open], _STEP[_close] = 1, -1
 
 
 class JsonTooDeep(ValueError):
@@ -32,19 +36,11 @@ class JsonTooDeep(ValueError):
 def too_deep(raw: bytes, max_depth: int = MAX_JSON_DEPTH) -> bool:
     """True when the JSON text ``raw`` nests arrays/objects more than ``max_depth`` deep.
 
-    Strings are blanked out first (a ``"[[["`` inside one is text); then innermost ``[]``/``{}``
-    pairs are removed once per level, at most ``max_depth`` times: whatever nesting is left
-    after that is deeper. Every step is a C-speed pass over the bytes. Unbalanced brackets are
-    not this function's business: ``json.loads`` refuses them."""
+    Strings are blanked out first (a ``"[[["`` inside one is text); the depth is then the
+    highest running sum of +1 per opening and -1 per closing bracket, all in C-speed passes.
+    Unbalanced brackets are not this function's business: ``json.loads`` refuses them."""
     skeleton = _STRING.sub(b"", raw).translate(None, _NOT_BRACKETS)
-    for _ in range(max_depth):
-        if not skeleton:
-            return False
-        shorter = _PAIR.sub(b"", skeleton)
-        if len(shorter) == len(skeleton):
-            return False  # unbalanced or mismatched: not nesting, json.loads will say so
-        skeleton = shorter
-    return bool(_PAIR.search(skeleton))
+    return max(accumulate(map(_STEP.__getitem__, skeleton)), default=0) > max_depth
 
 
 def parse_json(raw: bytes | str, *, max_depth: int = MAX_JSON_DEPTH) -> Any:
