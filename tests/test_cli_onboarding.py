@@ -162,3 +162,73 @@ def test_verify_needs_a_key_and_a_six_digit_code(
     assert "glimpse-agent register" in capsys.readouterr().err
     assert verify(glimpse, tmp_path / "empty", "12ab") == 2
     assert "6-digit" in capsys.readouterr().err
+
+
+def test_register_with_key_file_writes_the_key_there_0600_and_verify_reads_it(
+    glimpse: GlimpseSandbox, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """--key-file: the key goes straight to that file (0600, missing folders made 0700), not to
+    the state dir, and is never printed; `verify --key-file` activates it."""
+    state = tmp_path / "state"
+    key_file = tmp_path / "credstore" / "glimpse" / "api_key"
+    argv = ["register", "--name", "aurora", "--email", EMAIL, "--base-url", glimpse.base_url]
+    assert main([*argv, "--state-dir", str(state), "--key-file", str(key_file)]) == 0
+    out, err = capsys.readouterr()
+    key = key_file.read_text(encoding="utf-8").strip()
+    assert key.startswith("glm_")
+    assert mode(key_file) == 0o600
+    assert mode(key_file.parent) == 0o700 and mode(key_file.parent.parent) == 0o700
+    assert [p.name for p in key_file.parent.iterdir()] == ["api_key"]  # no temp file left
+    assert not state.exists()
+    assert key not in out + err
+    assert str(key_file) in out and f"verify --code NNNNNN --base-url {glimpse.base_url}" in out
+    assert f"--key-file {key_file}" in out
+
+    code = glimpse.world.outbox[EMAIL]
+    verify_argv = ["verify", "--code", code, "--base-url", glimpse.base_url]
+    assert main([*verify_argv, "--key-file", str(key_file)]) == 0
+    out, err = capsys.readouterr()
+    assert key not in out + err
+    assert asyncio.run(post_with(glimpse, key)) == "first light"
+
+
+def test_key_file_in_an_existing_open_folder_leaves_the_folder_alone(
+    glimpse: GlimpseSandbox, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A --key-file beside other things (a home directory, say): the file is 0600 but the
+    folder's own mode is not changed, unlike a state dir; an existing key is never overwritten."""
+    home = tmp_path / "home"
+    home.mkdir()
+    os.chmod(home, 0o755)
+    key_file = home / "glimpse_key"
+    argv = ["register", "--name", "aurora", "--email", EMAIL, "--base-url", glimpse.base_url]
+    assert main([*argv, "--key-file", str(key_file)]) == 0
+    assert mode(key_file) == 0o600 and mode(home) == 0o755
+    first = key_file.read_text(encoding="utf-8")
+    capsys.readouterr()
+
+    again = ["register", "--name", "other", "--email", "x@example.com"]
+    assert main([*again, "--base-url", glimpse.base_url, "--key-file", str(key_file)]) == 1
+    assert "already holds a key" in capsys.readouterr().err
+    assert key_file.read_text(encoding="utf-8") == first
+    assert glimpse.world.agent_id_by_name("other") is None
+
+
+def test_register_with_a_config_whose_key_file_is_not_written_yet(
+    glimpse: GlimpseSandbox, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """-c agent.toml naming api_key_file (not there yet) + --key-file that file: the missing
+    file is no configuration error; afterwards the config loads the key from it."""
+    key_file = tmp_path / "creds" / "glimpse"
+    config = tmp_path / "agent.toml"
+    config.write_text(
+        f'persona = "p.toml"\nstate_dir = "st"\n[glimpse]\nbase_url = "{glimpse.base_url}"\n'
+        f'api_key_file = "{key_file}"\n',
+        encoding="utf-8",
+    )
+    argv = ["register", "--name", "aurora", "--email", EMAIL, "-c", str(config)]
+    assert main([*argv, "--key-file", str(key_file)]) == 0
+    out, _ = capsys.readouterr()
+    assert f"glimpse-agent verify --code NNNNNN -c {config} --key-file {key_file}" in out
+    assert main(["verify", "--code", glimpse.world.outbox[EMAIL], "-c", str(config)]) == 0
+    assert not (tmp_path / "st").exists()

@@ -201,7 +201,8 @@ def test_simulate_against_the_emulators_prints_a_day_by_day_summary(
     tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """`simulate -c agent.toml --days 3` runs the real planner and agent on a simulated clock
-    against the configured endpoints and prints one line per local day; exit 0."""
+    against the configured endpoints (``--configured-endpoints``: all on loopback here) and
+    prints one line per local day; exit 0."""
     from glimpse_agent.sandbox.stack import SandboxStack
     from glimpse_agent.sandbox.toml_writer import write_agent_toml
 
@@ -211,7 +212,8 @@ def test_simulate_against_the_emulators_prints_a_day_by_day_summary(
         key = asyncio.run(stack.register("moss", "moss@owner.example"))
         config = tmp_path / "agent.toml"
         write_agent_toml(config, stack.agent_toml(persona, tmp_path / "state", api_key=key))
-        code = main(["simulate", "-c", str(config), "--days", "3", "--start", "2026-04-06"])
+        argv = ["simulate", "-c", str(config), "--days", "3", "--start", "2026-04-06"]
+        code = main([*argv, "--configured-endpoints"])
         posts = stack.world.posts_by(stack.world.agent_id_by_name("moss") or "")
     out = capsys.readouterr().out
     assert code == 0, out

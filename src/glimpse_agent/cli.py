@@ -28,7 +28,8 @@ COMMANDS: dict[str, str] = {
     "once": "do one action now (--post or --engage), then exit",
     "plan": "show today's plan in the persona's local time and what is left in every bucket",
     "status": "quotas used/left, recent posts, spend today, last errors, next planned action",
-    "simulate": "run the planner and agent on a simulated clock against the configured endpoints",
+    "simulate": "run the planner and agent on a simulated clock against emulators, on a copy of "
+    "the ledger",
     "check": "validate the config and reach every configured service; exit 0 only if all pass",
     "register": "register a new agent on Glimpse and store its key (0600) in the state dir",
     "verify": "activate the stored key with the 6-digit code mailed to the owner",
@@ -94,7 +95,8 @@ def build_parser() -> argparse.ArgumentParser:
         "--persona",
         metavar="FILE",
         action="append",
-        help="persona file (repeatable); default: every persona shipped in personas/",
+        help="persona file (repeatable); default: every demo persona packaged with glimpse-agent "
+        "(the repository's personas/)",
     )
     p.add_argument("--days", type=int, default=3, help="simulated days (default 3)")
     p.add_argument(
@@ -141,6 +143,20 @@ def build_parser() -> argparse.ArgumentParser:
     _add_config(p)
     p.add_argument("--days", type=int, default=7, help="simulated days (default 7)")
     p.add_argument("--start", metavar="YYYY-MM-DD", help="first simulated day (default today)")
+    p.add_argument(
+        "--configured-endpoints",
+        action="store_true",
+        help="run against the services configured in agent.toml instead of the built-in "
+        "emulators; refused if any of them is not on this machine (loopback), unless "
+        "--real-writes",
+    )
+    p.add_argument(
+        "--real-writes",
+        action="store_true",
+        help="with --configured-endpoints, allow services that are not on this machine: this "
+        "MAKES REAL WRITES (real posts, likes, comments, follows, paid images) on them. The "
+        "ledger is still a throw-away copy",
+    )
 
     p = sub.add_parser("check", help=COMMANDS["check"], description=COMMANDS["check"])
     _add_config(p)
@@ -155,12 +171,19 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--state-dir", help="where to store the key (default: from the config, or ./state)"
     )
+    p.add_argument(
+        "--key-file",
+        metavar="PATH",
+        help="write the key to this file instead (mode 0600, missing folders made 0700), e.g. "
+        "the file a systemd LoadCredential= or a Docker secret reads; it is never printed",
+    )
 
     p = sub.add_parser("verify", help=COMMANDS["verify"], description=COMMANDS["verify"])
     _add_config(p, required=False)
     p.add_argument("--code", required=True, help="the 6-digit code from the e-mail")
     p.add_argument("--base-url", help="Glimpse API base URL")
     p.add_argument("--state-dir", help="where the key was stored")
+    p.add_argument("--key-file", metavar="PATH", help="the file `register --key-file` wrote")
 
     p = sub.add_parser(
         "viewcomfy-params",

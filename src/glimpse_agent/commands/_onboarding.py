@@ -40,20 +40,24 @@ DIR_MODE = 0o700
 @dataclass(frozen=True)
 class Target:
     """Where onboarding talks to and writes to. ``configured_key`` is the config's
-    ``glimpse.api_key`` (which wins over the stored file whenever both exist)."""
+    ``glimpse.api_key`` (which wins over the stored file whenever both exist). ``key_path`` is
+    ``--key-file``: the key's file named outright (a systemd credential, a Docker secret)
+    instead of ``glimpse_api_key`` in the state directory."""
 
     base_url: str
     state_dir: Path
     configured_key: str | None
     config: str | None = None
+    key_path: Path | None = None
 
     @property
     def key_file(self) -> Path:
-        return self.state_dir / KEY_FILE_NAME
+        return self.key_path or self.state_dir / KEY_FILE_NAME
 
     def stored_key(self) -> str | None:
-        """The key the agent would use: the configured one, else the file `register` wrote."""
-        if self.configured_key:
+        """The key the agent would use: the configured one, else the file `register` wrote
+        (``--key-file``, named outright, wins over both)."""
+        if self.configured_key and not self.key_path:
             return self.configured_key
         try:
             key = self.key_file.read_text(encoding="utf-8").strip()
@@ -64,27 +68,36 @@ class Target:
 
     @property
     def key_source(self) -> str:
-        return "glimpse.api_key in the config" if self.configured_key else str(self.key_file)
+        if self.configured_key and not self.key_path:
+            return "glimpse.api_key in the config"
+        return str(self.key_file)
 
     def command(self, verb: str) -> str:
         """How to run ``verb`` against the same target, for "next:" hints."""
+        key = f" --key-file {self.key_path}" if self.key_path else ""
         if self.config:
-            return f"glimpse-agent {verb} -c {self.config}"
-        return f"glimpse-agent {verb} --base-url {self.base_url} --state-dir {self.state_dir}"
+            return f"glimpse-agent {verb} -c {self.config}{key}"
+        where = f"--base-url {self.base_url} " + (key[1:] or f"--state-dir {self.state_dir}")
+        return f"glimpse-agent {verb} {where}"
+
+
+_KEY_KEYS = ("glimpse.api_key", "glimpse.api_key_file")
 
 
 def _load(path: Path) -> AgentConfig:
     """The config; a ``glimpse.api_key`` naming an unset variable (``"${GLIMPSE_API_KEY}"`` in
-    the example, before there is a key to put there) is left out rather than refused."""
+    the example, before there is a key to put there), or an ``api_key_file`` not written yet
+    (the file ``register --key-file`` is about to write), is left out rather than refused."""
     try:
         return load_config(path)
     except ConfigError as exc:
-        if not exc.problems or any(p.key != "glimpse.api_key" for p in exc.problems):
+        if not exc.problems or any(p.key not in _KEY_KEYS for p in exc.problems):
             raise
         try:
             raw = tomllib.loads(path.read_text(encoding="utf-8"))
-            del raw["glimpse"]["api_key"]
-        except (OSError, ValueError, KeyError, TypeError):
+            for key in _KEY_KEYS:
+                raw["glimpse"].pop(key.removeprefix("glimpse."), None)
+        except (OSError, ValueError, KeyError, TypeError, AttributeError):
             raise exc from None
         print(
             f"glimpse-agent: note: ignoring glimpse.api_key in {path} ("
@@ -107,7 +120,9 @@ def target(args: argparse.Namespace) -> Target:
         base_url = args.base_url
     if args.state_dir:
         state_dir = Path(args.state_dir).expanduser()
-    return Target(base_url.rstrip("/"), state_dir.absolute(), key, args.config)
+    key_file = getattr(args, "key_file", None)
+    key_path = Path(key_file).expanduser().absolute() if key_file else None
+    return Target(base_url.rstrip("/"), state_dir.absolute(), key, args.config, key_path)
 
 
 def fail(message: str) -> int:
@@ -119,12 +134,18 @@ def fail(message: str) -> int:
 # --------------------------------------------------------------------------- the key file
 
 
-def _secure_dir(directory: Path) -> None:
-    """Create ``directory`` 0700, or tighten it to 0700 when it is ours and more open."""
+def _secure_dir(directory: Path, *, tighten: bool = True) -> None:
+    """Create ``directory`` (and missing parents) 0700; with ``tighten``, also bring it down to
+    0700 when it is ours and more open (right for a state directory, not for the folder a
+    ``--key-file`` happens to sit in, such as a home directory)."""
     try:
-        directory.mkdir(mode=DIR_MODE, parents=True, exist_ok=True)
+        # ``mkdir(parents=True)`` would make the missing parents with the umask's mode.
+        missing = [d for d in (directory, *directory.parents) if not d.exists()]
+        for made in reversed(missing):
+            made.mkdir(mode=DIR_MODE, exist_ok=True)
+            made.chmod(DIR_MODE)  # whatever the umask
         info = directory.stat()
-        if info.st_uid == os.getuid() and info.st_mode & 0o077:
+        if tighten and info.st_uid == os.getuid() and info.st_mode & 0o077:
             directory.chmod(DIR_MODE)
     except OSError as exc:
         raise StateError(f"cannot use {directory} for the key: {exc.strerror or exc}") from None
@@ -136,13 +157,14 @@ class KeyWriter:
     ``open()`` runs *before* registering, so an unwritable state directory fails before
     Glimpse issues a key that would then be lost (it is shown only once)."""
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, *, tighten_dir: bool = True) -> None:
         self.path = path
         self.tmp = path.with_name(f".{path.name}.tmp")
+        self.tighten_dir = tighten_dir
         self._fd: int | None = None
 
     def open(self) -> KeyWriter:
-        _secure_dir(self.path.parent)
+        _secure_dir(self.path.parent, tighten=self.tighten_dir)
         with contextlib.suppress(FileNotFoundError):
             self.tmp.unlink()  # a leftover from a crash: never reuse its permissions
         flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0)

@@ -13,7 +13,7 @@ This module is the public face of:
 - the day's slots: ``dayplan`` (``plan_day``, ``posts_allowed``, ``posts_that_fit``,
   ``sessions_remaining``);
 - when each slot runs (on time, late within the grace, retry, missed): ``schedule``
-  (``schedule``), shared by the daemon, the simulation and ``plan``;
+  (``schedule_slots``), shared by the daemon, the simulation and ``plan``;
 - one local day as the daemon plans it: ``openday`` (``plan_open_day``), shared by the agent
   and ``plan``;
 - post ideas: ``ideas`` (``next_idea``, ``is_repeat``, ``is_repeat_of``);

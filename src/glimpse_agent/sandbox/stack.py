@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any, Self
 
 from glimpse_agent.clock import SimulatedClock
+from glimpse_agent.config import AgentConfig
 from glimpse_agent.sandbox.glimpse.app import API_ROOT, create_glimpse_app
 from glimpse_agent.sandbox.glimpse.world import GlimpseWorld
 from glimpse_agent.sandbox.images import glif as glif_app
@@ -149,6 +150,35 @@ class SandboxStack(Startable):
                 "model": "sandbox-chat",
                 "timeout": 10,
             }
+        return raw
+
+    def agent_toml_like(
+        self, config: AgentConfig, state_dir: Path, *, api_key: str
+    ) -> dict[str, Any]:
+        """``config``'s shape against this stack, for `simulate`: its persona, its image
+        backend order and caption order (each onto its emulator), the router's deadline and
+        breaker, each backend's ``cost_usd``, its safety, daemon and log settings. Every URL and
+        key is the emulators' own, so nothing of the real services is reached or needed."""
+        captions = [c for c in config.captions.order or [] if c != "llm" or config.llm is not None]
+        raw = self.agent_toml(
+            config.persona,
+            state_dir,
+            api_key=api_key,
+            images=config.images.chain,
+            llm=config.llm is not None,
+        )
+        raw["captions"]["order"] = captions
+        images = raw["images"]
+        images["deadline_seconds"] = config.images.deadline_seconds
+        images["breaker_failures"] = config.images.breaker_failures
+        images["breaker_cooldown_minutes"] = config.images.breaker_cooldown_minutes
+        for name in config.images.chain:
+            cost = getattr(getattr(config.images, name, None), "cost_usd", None)
+            if cost is not None:
+                images[name] = {**images[name], "cost_usd": cost}
+        raw["safety"] = config.safety.model_dump(mode="json")
+        raw["daemon"] = config.daemon.model_dump(mode="json")
+        raw["log_level"] = config.log_level
         return raw
 
     async def register(self, name: str, email: str) -> str:

@@ -14,9 +14,11 @@ import shutil
 import sys
 import time
 from datetime import UTC, date, datetime, timedelta
+from importlib import resources
 from pathlib import Path
 
 from glimpse_agent.commands._common import setup_logging
+from glimpse_agent.commands._progress import DayProgress
 from glimpse_agent.commands.sandbox.audit import audit, quota_use, report_posts
 from glimpse_agent.commands.sandbox.report import PersonaReport, write_report
 from glimpse_agent.config import LoadedAgent, load_persona, parse_config
@@ -33,13 +35,15 @@ SANDBOX_HEADER = "Written by glimpse-agent sandbox; its endpoints are gone once 
 
 
 def default_personas() -> list[Path]:
-    """The personas shipped in ``personas/`` next to the package source, or in the CWD."""
-    here = Path(__file__).resolve()
-    for root in (Path.cwd(), *here.parents):
-        folder = root / "personas"
-        if folder.is_dir() and any(folder.glob("*.toml")):
-            return sorted(folder.glob("*.toml"))
-    return []
+    """The demo personas packaged with glimpse-agent (``glimpse_agent/personas/*.toml``; the
+    repository's ``personas/`` is a link to them), wherever it was installed and whatever the
+    current folder."""
+    folder = resources.files("glimpse_agent").joinpath("personas")
+    # A config names its persona by path, so the files must be on disk; an installed wheel
+    # and an editable install both are (a zipped import is not, and finds none).
+    if not isinstance(folder, Path) or not folder.is_dir():
+        return []
+    return sorted(folder.glob("*.toml"))
 
 
 def _fresh_dir(path: Path) -> Path:
@@ -69,11 +73,18 @@ def main(args: argparse.Namespace) -> int:
     first = date.fromisoformat(args.start) if args.start else datetime.now(UTC).date()
     start = datetime(first.year, first.month, first.day, tzinfo=UTC)
     root = _fresh_dir(Path(args.state_dir or "sandbox-state").resolve())
-    return asyncio.run(_run(personas, loaded_personas, start, args.days, root))
+    progress = DayProgress(start, args.days)  # a bar only on a terminal
+    setup_logging(args, "warning", stream=progress.shared_stream())
+    return asyncio.run(_run(personas, loaded_personas, start, args.days, root, progress))
 
 
 async def _run(
-    personas: list[Path], loaded_personas: list[Persona], start: datetime, days: int, root: Path
+    personas: list[Path],
+    loaded_personas: list[Persona],
+    start: datetime,
+    days: int,
+    root: Path,
+    progress: DayProgress,
 ) -> int:
     began = time.monotonic()
     with SandboxStack(start=start) as stack:
@@ -87,11 +98,13 @@ async def _run(
                 # Next to its ledger, so `status` and `plan` can be pointed at the run.
                 write_agent_toml(state / "agent.toml", raw, header=SANDBOX_HEADER)
                 runtimes.append(await open_runtime(LoadedAgent(config, persona), clock=stack.clock))
-            sim = Simulation([r.agent for r in runtimes], stack.clock)
+            sim = Simulation([r.agent for r in runtimes], stack.clock, on_advance=progress)
             result = await sim.run(days)
+            progress.finish()
             findings = audit(stack.world, runtimes, result)
             reports = [_persona_report(r, result, stack) for r in runtimes]
         finally:
+            progress.close()
             for r in runtimes:
                 await r.close()
     elapsed = time.monotonic() - began
