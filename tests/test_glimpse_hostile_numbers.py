@@ -391,6 +391,16 @@ async def test_a_link_to_another_host_gives_a_cursor_and_is_never_followed(
     assert _SEEN == [("GET", "/explore"), ("GET", "/explore")]
 
 
+@pytest.mark.parametrize(
+    "link", ["<http://[::1>; rel=next", "<<<>>>;;;", '<http://x/?max_id=1e999>; rel="next"']
+)
+async def test_an_unreadable_link_costs_only_the_cursor(odd: str, link: str) -> None:
+    script("/explore", 200, {"posts": [{"id": "p2", "seq": 2}]}, Link=link)
+    async with client(odd) as glimpse:
+        page = await glimpse.explore()
+    assert [p.id for p in page] == ["p2"] and page.next_max_id is None
+
+
 # --------------------------------------------------------------------- the ledger
 
 LEDGER_NOW = utc(2026, 5, 1, 9)

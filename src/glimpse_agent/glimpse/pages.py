@@ -82,19 +82,26 @@ def list_of(body: Any, keys: tuple[str, ...] = LIST_KEYS) -> list[Any]:
     raise ValueError("the response holds no list")
 
 
-def _int_param(url: str, name: str) -> int | None:
-    values = parse_qs(urlsplit(url).query).get(name)
-    if not values:
-        return None
+def _param(url: str, name: str) -> str | None:
+    """``name``'s value in ``url``'s query; ``None`` when absent or the URL is unreadable (a
+    ``Link`` header is the server's text: ``<http://[::1>`` must not cost the page)."""
     try:
-        return int(values[0])
+        values = parse_qs(urlsplit(url).query).get(name)
+    except ValueError:
+        return None
+    return values[0] if values else None
+
+
+def _int_param(url: str, name: str) -> int | None:
+    value = _param(url, name)
+    try:
+        return None if value is None else int(value)
     except ValueError:
         return None
 
 
 def _str_param(url: str, name: str) -> str | None:
-    values = parse_qs(urlsplit(url).query).get(name)
-    return values[0] if values else None
+    return _param(url, name)
 
 
 def build_page(
