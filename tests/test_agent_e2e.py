@@ -9,6 +9,7 @@ daily quotas and the test order never interfere.
 from __future__ import annotations
 
 import asyncio
+import itertools
 import time
 import tomllib
 from collections.abc import AsyncIterator, Callable, Iterator
@@ -25,13 +26,15 @@ from structlog.testing import capture_logs
 
 from glimpse_agent import cli
 from glimpse_agent.agent import settle as settle_module
+from glimpse_agent.agent.reconcile import CERTAINTY_MARGIN
 from glimpse_agent.clock import utc
 from glimpse_agent.config import LoadedAgent, load_persona, parse_config
 from glimpse_agent.glimpse import GlimpseClient
 from glimpse_agent.ledger import Ledger
 from glimpse_agent.persona import Persona
-from glimpse_agent.planner import DayPlan, Slot
+from glimpse_agent.planner import DayPlan, Slot, active_window
 from glimpse_agent.run.assemble import Runtime, open_runtime
+from glimpse_agent.run.simulation import Simulation
 from glimpse_agent.sandbox.glimpse.world import HOSTILE_TEXTS
 from glimpse_agent.sandbox.openai_chat import obedient_responder, plausible_responder
 from glimpse_agent.sandbox.stack import CHAT_KEY, LANGFLOW_KEY, SandboxStack
@@ -87,15 +90,18 @@ def persona() -> Persona:
 
 @pytest.fixture
 def sandbox(stack: SandboxStack) -> Iterator[SandboxStack]:
-    """The shared stack at 10:00 UTC of a fresh day, with no fault armed and a sane model."""
+    """The shared stack at 10:00 UTC of a fresh day, with no fault armed (on Glimpse or the
+    image service) and a sane model."""
     now = stack.clock.now()
     stack.clock.set(datetime.combine(now.date() + timedelta(days=1), dtime(10), tzinfo=UTC))
     stack.world.advance_to()  # the crowd's day happens now, before this test's agents exist
     stack.world.faults.clear()
+    stack.images.faults.clear()
     try:
         yield stack
     finally:
         stack.world.faults.clear()
+        stack.images.faults.clear()
         stack.chat.responder = plausible_responder
 
 
@@ -484,38 +490,32 @@ async def test_a_planned_retry_survives_a_restart(agents: Agents) -> None:
     assert slot.slot_id not in {s.slot_id for p in plans for s in p.slots}
 
 
-async def test_the_retry_cap_counts_across_restarts(agents: Agents) -> None:
-    """Restarting between failures does not reset the count: two retries in all, then the
-    slot is closed."""
+async def test_a_failing_post_is_placed_again_until_the_window_has_no_room(agents: Agents) -> None:
+    """A post that keeps failing for a passing reason is placed again every 20 minutes, across
+    restarts (the count of placements survives them), until no time is left in the active
+    window (23:30 Paris, less half the post gap); then the slot ends with one
+    ``slot_given_up`` that says why, and is done."""
     stack = agents.stack
+    stack.clock.set(stack.clock.now().replace(hour=20, minute=0))  # 21:00 in Paris (CET)
     me = await agents.new(images=["openai"])
     slot = post_slot(agents)
+    day_key = slot.slot_id.split("/")[0]
     stack.images.faults.always("status", status=503)
-    retried = []
-    for _ in range(3):
-        outcome = await me.runtime.agent.run_slot(slot)
-        retried.append(outcome.retry_at is not None)
-        if outcome.retry_at is not None:
+    placements = []
+    with capture_logs() as logs:
+        for _ in range(10):
+            outcome = await me.runtime.agent.run_slot(slot)
+            if outcome.retry_at is None:
+                break
+            placements.append(me.ledger.planned_retries(day_key)[slot.slot_id][1])
             stack.clock.set(outcome.retry_at)
-        me = await agents.restart(me)
-    assert retried == [True, True, False]
+            me = await agents.restart(me)
+    # 20:20, 20:40, 21:00, 21:20, 21:40 UTC fit; 22:00 is within 45 minutes of the end.
+    assert placements == [1, 2, 3, 4, 5]
     assert me.ledger.slot_done(slot.slot_id)
-
-
-async def test_a_post_slot_gives_up_after_its_retries(agents: Agents) -> None:
-    """Still failing after two retries: the third failure closes the slot (no endless loop)."""
-    stack = agents.stack
-    me = await agents.new(images=["openai"])
-    slot = post_slot(agents)
-    stack.images.faults.always("status", status=503)
-    outcomes = []
-    for _ in range(3):
-        outcome = await me.runtime.agent.run_slot(slot)
-        outcomes.append(outcome)
-        if outcome.retry_at is not None:
-            stack.clock.set(outcome.retry_at)
-    assert [o.retry_at is not None for o in outcomes] == [True, True, False]
-    assert me.ledger.slot_done(slot.slot_id)
+    ended = [e for e in logs if e["event"] in ("slot_posted", "slot_made_up", "slot_given_up")]
+    assert [e["event"] for e in ended] == ["slot_given_up"]
+    assert "no room left in the active window" in ended[0]["reason"]
     assert (await me.runtime.agent.run_slot(slot)).detail == "already done"
     assert stack.world.posts_by(me.agent_id) == []
 
@@ -533,15 +533,30 @@ async def test_no_retry_past_the_end_of_the_active_window(agents: Agents) -> Non
     assert me.ledger.slot_done(slot.slot_id)
 
 
-async def test_a_post_that_may_have_gone_out_is_never_retried(agents: Agents) -> None:
-    """create_post timed out (Glimpse may have posted): the slot is not retried; the open
-    intent is for reconciliation to settle, never for a second try."""
+async def test_a_post_that_may_have_gone_out_is_never_retried_blindly(agents: Agents) -> None:
+    """create_post timed out (Glimpse may have posted): the slot comes back only after the
+    request's deadline plus the margin, and then a look decides: the post is there, so the
+    slot is done with it and nothing is posted again."""
     stack = agents.stack
     me = await agents.new(glimpse_timeout=1)
+    slot = post_slot(agents)
     stack.world.faults.hang(1.5, path="/posts", method="POST")
-    outcome = await me.runtime.agent.run_slot(post_slot(agents))
-    assert not outcome.ok and outcome.retry_at is None
+    sent = stack.clock.now()
+    outcome = await me.runtime.agent.run_slot(slot)
+    assert not outcome.ok and outcome.retry_at is not None
+    assert outcome.retry_at >= sent + timedelta(seconds=1) + CERTAINTY_MARGIN
     assert await wait_until(lambda: len(stack.world.posts_by(me.agent_id)) == 1, 5)
+
+    stack.clock.set(outcome.retry_at)
+    before = routes(stack)
+    again = await me.runtime.agent.run_slot(slot)
+
+    assert again.ok and again.detail == "found on Glimpse"
+    assert CREATE_POST_ROUTE not in route_delta(stack, before)
+    [post] = stack.world.posts_by(me.agent_id)
+    assert again.post_id == post.id
+    assert me.ledger.slot_done(slot.slot_id) and me.ledger.unsettled_intents() == []
+    assert me.ledger.count_on("posts", utc_day(stack)) == 1
 
 
 async def test_a_429_on_create_post_retries_after_the_wait(agents: Agents) -> None:
@@ -827,3 +842,197 @@ async def test_a_post_is_not_counted_twice_against_the_servers_headers(
     assert me.ledger.remaining("posts", now, six_a_day) == 5
     assert me.ledger.usage("generation").server is not None
     assert me.ledger.remaining("generation", now, six_a_day) == 5
+
+
+# ---------------------------------------------------------------------- never twice, never lost
+
+
+async def test_a_slow_post_through_a_restart_is_never_posted_twice(agents: Agents) -> None:
+    """The daemon dies while Glimpse is still applying a slow POST /posts; the next start,
+    three minutes later, does not find the post yet. The intent stays open (Glimpse may still
+    be applying it), no other post is made meanwhile — not even an image generated — and once
+    the certainty point has passed the look finds the post: one post, recorded once."""
+    stack = agents.stack
+    me = await agents.new(glimpse_timeout=1, images=["openai"])
+    plans, _ = await me.runtime.agent.plan_day(stack.clock.now())
+    first, second = today_plan(plans, agents.persona, stack.clock.now()).posts[:2]
+    stack.clock.set(max(first.at, stack.clock.now()))
+    # Applied six real seconds after it arrived, long after the client gave up (one second).
+    stack.world.faults.hang(6, path="/posts", method="POST")
+    outcome = await me.runtime.agent.run_slot(first)
+    assert not outcome.ok and outcome.retry_at is not None
+
+    stack.clock.advance(timedelta(minutes=3))
+    me = await agents.restart(me)  # start-up reconciles: nothing on Glimpse yet
+    assert stack.world.posts_by(me.agent_id) == []
+    assert [i.kind for i in me.ledger.unsettled_intents()] == ["post"]
+
+    # Another slot runs meanwhile: it waits for the certainty point, spending nothing.
+    generated = len(stack.images.requests)
+    before = routes(stack)
+    stack.clock.advance(timedelta(minutes=1))
+    waiting = await me.runtime.agent.run_slot(second)
+    assert not waiting.ok and "may still be going out" in waiting.detail
+    assert waiting.retry_at is not None and waiting.retry_at >= outcome.retry_at
+    assert CREATE_POST_ROUTE not in route_delta(stack, before)
+    assert len(stack.images.requests) == generated
+
+    assert await wait_until(lambda: len(stack.world.posts_by(me.agent_id)) == 1, 10)
+    stack.clock.set(outcome.retry_at)
+    me = await agents.restart(me)  # now the look is fresh and past the certainty point
+    [post] = stack.world.posts_by(me.agent_id)
+    assert me.ledger.unsettled_intents() == []
+    assert [(p.post_id, p.slot_id) for p in me.ledger.recent_posts(10)] == [
+        (post.id, first.slot_id)
+    ]
+    assert (await me.runtime.agent.run_slot(first)).detail == "already done"
+    stack.clock.set(max(waiting.retry_at, second.at))
+    assert (await me.runtime.agent.run_slot(second)).ok
+    assert len(stack.world.posts_by(me.agent_id)) == 2
+    assert me.ledger.count_on("posts", utc_day(stack)) == 2
+
+
+async def test_a_post_certainly_not_made_is_posted_then_with_the_same_image(
+    agents: Agents,
+) -> None:
+    """Glimpse answered the post with a 503: it may or may not have it. After the certainty
+    point a look does not find it, so the intent is closed as not posted and the slot posts —
+    once, with the image already made (the image service sees one generation, not two)."""
+    stack = agents.stack
+    me = await agents.new(images=["openai"])
+    slot = post_slot(agents)
+    generated = len(stack.images.requests)
+    stack.world.faults.fail(503, path="/posts", method="POST")
+    with capture_logs() as logs:
+        first = await me.runtime.agent.run_slot(slot)
+        assert not first.ok and first.retry_at is not None
+        timeout = timedelta(seconds=me.loaded.config.glimpse.timeout)
+        assert first.retry_at >= stack.clock.now() + timeout + CERTAINTY_MARGIN - timedelta(
+            seconds=5
+        )
+        assert len(me.ledger.unsettled_intents()) == 1
+        stack.clock.set(first.retry_at)
+        second = await me.runtime.agent.run_slot(slot)
+
+    assert second.ok, second.detail
+    assert [p.id for p in stack.world.posts_by(me.agent_id)] == [second.post_id]
+    assert len(stack.images.requests) == generated + 1
+    events = [e["event"] for e in logs]
+    assert "reconciled_post_absent" in events and "kept_image_used" in events
+    ended = [e for e in logs if e["event"] in ("slot_posted", "slot_made_up", "slot_given_up")]
+    assert [(e["event"], e["post_id"]) for e in ended] == [("slot_made_up", second.post_id)]
+    assert me.ledger.unsettled_intents() == []
+    kept = me.loaded.config.state_dir / "kept_images"
+    assert not kept.exists() or list(kept.iterdir()) == []
+
+
+async def test_an_image_made_before_a_crash_is_posted_by_the_next_start(
+    agents: Agents, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Killed between generating and posting: the image is in the state dir (0600), and the
+    next start posts it without generating again."""
+    stack = agents.stack
+    me = await agents.new(images=["openai"])
+    generated = len(stack.images.requests)
+
+    async def crash(**_: Any) -> Any:
+        raise SimulatedCrash
+
+    with monkeypatch.context() as patched:
+        patched.setattr(me.runtime.glimpse, "create_post", crash)
+        with pytest.raises(SimulatedCrash):
+            await me.runtime.agent.post()
+    kept = list((me.loaded.config.state_dir / "kept_images").iterdir())
+    assert kept and all(p.stat().st_mode & 0o777 == 0o600 for p in kept)
+
+    me = await agents.restart(me)
+    # The crash left the post's intent open: it waits for its certainty point (nothing was
+    # sent, so the look then finds nothing) and posts the kept image.
+    stack.clock.advance(timedelta(minutes=15))
+    outcome = await me.runtime.agent.post()
+
+    assert outcome.ok, outcome.detail
+    assert len(stack.images.requests) == generated + 1
+    assert [p.id for p in stack.world.posts_by(me.agent_id)] == [outcome.post_id]
+
+
+async def test_a_daily_429_on_generation_blocks_until_its_reset(agents: Agents) -> None:
+    """Glimpse's generator says the day's six are used (429 until midnight UTC): the block is
+    in the ledger until then, the slot is not tried again into it (its reset is past the
+    window: it ends, saying why), and a later slot sends no generation request either."""
+    stack = agents.stack
+    me = await agents.new(images=["glimpse"])
+    now = stack.clock.now()
+    with stack.world.lock:
+        for _ in range(6):  # the day's six spent elsewhere, an hour ago
+            stack.world.limiter.record(me.agent_id, "generation", now - timedelta(hours=1))
+    midnight = datetime.combine(now.date() + timedelta(days=1), dtime(0), tzinfo=UTC)
+    slot = post_slot(agents)
+    before = routes(stack)
+    with capture_logs() as logs:
+        outcome = await me.runtime.agent.run_slot(slot)
+
+    assert not outcome.ok and outcome.retry_at is None
+    assert route_delta(stack, before).get("POST /images/generate") == 1
+    blocked = me.ledger.usage("generation").blocked_until
+    assert blocked is not None and abs(blocked - midnight) <= timedelta(seconds=2)
+    [ended] = [e for e in logs if e["event"] == "slot_given_up"]
+    assert "no room left in the active window" in ended["reason"]
+
+    stack.clock.advance(timedelta(minutes=20))
+    before = routes(stack)
+    later = await me.runtime.agent.post()
+    assert not later.ok and later.detail == "quota used up"
+    assert "POST /images/generate" not in route_delta(stack, before)
+
+
+async def test_a_generation_whose_answer_was_lost_counts_as_spent(agents: Agents) -> None:
+    """Glimpse's generator made the image but the answer never came back: that generation
+    is one of the day's six in the ledger, although no image reached us."""
+    stack = agents.stack
+    me = await agents.new(images=["glimpse"], glimpse_timeout=1)
+    stack.world.faults.hang(1.5, path="/images/generate", method="POST")
+    outcome = await me.runtime.agent.post()
+    assert not outcome.ok and "image failed" in outcome.detail
+    assert me.ledger.count_on("generation", utc_day(stack)) == 1
+    assert stack.world.posts_by(me.agent_id) == []
+
+
+async def test_a_two_hour_outage_mid_window_still_makes_every_planned_post(
+    agents: Agents,
+) -> None:
+    """A simulated day with Glimpse answering 503 to everything for two hours in the middle
+    of the window (7 hours of it left when the outage starts): the post that fell in the
+    outage is made up after it, spaced like the plan, and every planned post is made that day,
+    each once."""
+    stack, persona = agents.stack, agents.persona
+    day = stack.clock.now().date() + timedelta(days=1)
+    stack.clock.set(datetime.combine(day, dtime(0), tzinfo=UTC))
+    me = await agents.new()
+    _, window_end = active_window(persona, day)
+    outage = (window_end - timedelta(hours=7), window_end - timedelta(hours=5))
+
+    def weather(at: datetime) -> None:
+        down = outage[0] <= at < outage[1]
+        if down and not stack.world.faults.pending:
+            stack.world.faults.fail(503, times=1_000_000)
+        elif not down and stack.world.faults.pending:
+            stack.world.faults.clear()
+
+    with capture_logs() as logs:
+        result = await Simulation([me.runtime.agent], stack.clock, on_advance=weather).run(1)
+
+    summary = result.days[persona.name][day]
+    posts = stack.world.posts_by(me.agent_id)
+    assert summary.planned_posts == persona.posts_per_day
+    assert summary.posts == len(posts) == persona.posts_per_day
+    assert len({p.caption for p in posts}) == len(posts)
+    times = sorted(p.created_at for p in posts if p.created_at is not None)
+    gap = timedelta(minutes=persona.min_post_gap_minutes)
+    assert all(b - a >= gap for a, b in itertools.pairwise(times))
+    # The outage cost a post its planned time, not the post.
+    made_up = [e for e in logs if e["event"] == "slot_made_up"]
+    assert made_up and all(outage[1] <= t for t in times if t >= outage[0])
+    ended = [e for e in logs if e["event"] in ("slot_posted", "slot_made_up", "slot_given_up")]
+    assert sorted(e["job"] for e in ended) == sorted({e["job"] for e in ended})
+    assert [e for e in ended if e["event"] == "slot_given_up"] == []

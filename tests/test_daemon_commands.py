@@ -278,3 +278,35 @@ def test_plan_shows_a_post_waiting_for_its_retry(
     assert main(["plan", "-c", str(agent_toml)]) == 0
     line = next(ln for ln in capsys.readouterr().out.splitlines() if slot["slot"] in ln)
     assert f"tried again at {again.astimezone(ZONE):%H:%M}" in line
+
+
+def test_plan_and_status_show_a_post_made_up_after_a_miss(
+    agent_toml: Path, capsys: pytest.CaptureFixture[str], frozen: None
+) -> None:
+    """A post slot missed while the agent was down and made up later is shown as made up,
+    with its new time, by `plan` (state and line) and by `status` (the next action)."""
+    state = agent_toml.parent / "state"
+    assert main(["plan", "-c", str(agent_toml), "--json"]) == 0
+    slot = next(s for s in json.loads(capsys.readouterr().out)["slots"] if s["kind"] == "post")
+    again = FROZEN_AT + timedelta(minutes=7)
+    day_key = slot["slot"].split("/")[0]
+    with Ledger.open(state, clock=SimulatedClock(FROZEN_AT)) as ledger:
+        # The daemon saved the day's plan, and made the slot up after a restart.
+        ledger.save_plan(
+            day_key, {"slots": [{"slot_id": slot["slot"], "kind": "post", "at": slot["utc"]}]}
+        )
+        ledger.plan_retry(slot["slot"], again, why="missed")
+
+    assert main(["plan", "-c", str(agent_toml), "--json"]) == 0
+    shown = next(
+        s for s in json.loads(capsys.readouterr().out)["slots"] if s["slot"] == slot["slot"]
+    )
+    assert shown["state"] == "made up" and shown["retry_at"] == again.isoformat()
+    assert main(["plan", "-c", str(agent_toml)]) == 0
+    line = next(ln for ln in capsys.readouterr().out.splitlines() if slot["slot"] in ln)
+    assert f"missed; made up at {again.astimezone(ZONE):%H:%M}" in line
+    assert main(["status", "-c", str(agent_toml), "--json"]) == 0
+    nxt = json.loads(capsys.readouterr().out)["next_action"]
+    assert (nxt["slot_id"], nxt["at"], nxt["moved"]) == (slot["slot"], again.isoformat(), "made up")
+    assert main(["status", "-c", str(agent_toml)]) == 0
+    assert f"({slot['slot']}) [made up]" in capsys.readouterr().out

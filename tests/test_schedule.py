@@ -20,7 +20,16 @@ from glimpse_agent.config import AgentConfig, parse_config
 from glimpse_agent.ledger import AsyncLedger
 from glimpse_agent.notify import SystemdNotifier
 from glimpse_agent.persona import Engagement, Persona
-from glimpse_agent.planner import LATE_STEP, DayPlan, Slot, plan_day, plan_open_day, schedule_slots
+from glimpse_agent.planner import (
+    LATE_STEP,
+    DayPlan,
+    MakeUp,
+    Slot,
+    place_post,
+    plan_day,
+    plan_open_day,
+    schedule_slots,
+)
 from glimpse_agent.run.daemon import Daemon
 from glimpse_agent.run.simulation import Simulation
 
@@ -132,6 +141,43 @@ def test_slots_of_several_days_are_decided_together() -> None:
         ("t/post/1", NOW),
         ("y/post/1", NOW + LATE_STEP),
     ]
+
+
+def test_a_post_is_placed_apart_from_the_others_and_inside_the_window() -> None:
+    gap, end = 90 * MIN, NOW + 10 * timedelta(hours=1)
+    assert place_post(NOW, window_end=end, others=[], min_gap=gap) == NOW
+    # Too close to the one an hour ago and to the one in an hour: after the later one.
+    others = [NOW - 60 * MIN, NOW + 60 * MIN, NOW + 5 * timedelta(hours=1)]
+    assert place_post(NOW, window_end=end, others=others, min_gap=gap) == NOW + 150 * MIN
+    # Half a gap before the window's end is the last moment, as in the plan.
+    assert place_post(end - 44 * MIN, window_end=end, others=[], min_gap=gap) is None
+    assert place_post(end - 46 * MIN, window_end=end, others=[], min_gap=gap) == end - 46 * MIN
+
+
+def test_a_post_missed_while_down_is_made_up_later_and_a_session_is_not() -> None:
+    plan = _plan(
+        ("d/post/1", NOW - 4 * timedelta(hours=1)),  # done at its time
+        ("d/post/2", NOW - 2 * timedelta(hours=1)),  # missed while the process was down
+        ("d/engage/1", NOW - timedelta(hours=1)),  # missed too
+        ("d/post/3", NOW - 30 * MIN),  # missed too
+        ("d/post/4", NOW + 60 * MIN),  # still to come
+    )
+    rules = MakeUp(
+        min_gap=90 * MIN,
+        window_ends={date(2026, 1, 14): NOW + 6 * timedelta(hours=1)},
+        posted=(NOW - 4 * timedelta(hours=1),),
+    )
+    decided = schedule_slots([plan], now=NOW, grace=GRACE, done={"d/post/1"}, make_up=rules)
+    assert [s.slot_id for s in decided.missed] == ["d/engage/1"]
+    made_up = {d.slot.slot_id: d.run_at for d in decided.made_up}
+    # Apart from d/post/4 (in an hour) and from each other, in their planned order.
+    assert made_up == {"d/post/2": NOW + 150 * MIN, "d/post/3": NOW + 240 * MIN}
+    assert all(d.retry for d in decided.made_up)
+    # Without room before the window closes, the later one stays missed.
+    tight = MakeUp(rules.min_gap, {date(2026, 1, 14): NOW + 4 * timedelta(hours=1)}, rules.posted)
+    decided = schedule_slots([plan], now=NOW, grace=GRACE, done={"d/post/1"}, make_up=tight)
+    assert [d.slot.slot_id for d in decided.made_up] == ["d/post/2"]
+    assert [s.slot_id for s in decided.missed] == ["d/engage/1", "d/post/3"]
 
 
 # ---------------------------------------------------------------------- the day-plan recipe
@@ -344,8 +390,18 @@ async def test_a_restart_is_scheduled_alike_by_the_daemon_and_the_simulation(
 
     r = in_daemon
     at = r.at
-    assert r.slot_20_min_ago in daemon_missed  # more than the 15-minute grace late
-    assert r.retry_stale in daemon_missed  # a retry is held to the grace too
+    assert r.slot_20_min_ago in daemon_missed  # a session more than the grace late
+    # A post more than the grace late (its planned or its retry time) is made up later in
+    # the window, min_post_gap from the other posts, while there is room: here one is, and
+    # the stale retry finds no room left before the window's end.
+    made_up = {
+        s.slot_id
+        for s in r.yesterday.posts
+        if s.at < at - GRACE and s.slot_id not in (r.retry_due, r.retry_stale)
+    }
+    assert made_up and made_up <= set(daemon_runs)
+    assert all(daemon_runs[s] > at for s in made_up)
+    assert r.retry_stale in daemon_missed
     assert daemon_runs[r.retry_due] == at  # due five minutes ago: runs now
     assert r.done not in daemon_runs and r.done not in daemon_missed
     # Yesterday's slots still ahead run at their time...

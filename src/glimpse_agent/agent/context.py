@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
+from glimpse_agent.agent.kept import ImageKeeper
 from glimpse_agent.clock import Clock
 from glimpse_agent.config import AgentConfig
 from glimpse_agent.glimpse import GlimpseClient, RateLimitInfo
@@ -31,9 +32,16 @@ class AgentContext:
     #: X-RateLimit-* sets the client saw, with when; flushed into the ledger after each action.
     rate_limit_inbox: list[tuple[RateLimitInfo, datetime]] = field(default_factory=list)
     self_id: str | None = None
+    #: Images made but not posted yet (the state dir's ``kept_images``); set by ``Agent``.
+    keeper: ImageKeeper | None = None
 
     @property
     def me(self) -> str:
         """Our agent id; only after start-up."""
         assert self.self_id is not None, "the agent has not started"
         return self.self_id
+
+    @property
+    def glimpse_timeout(self) -> timedelta:
+        """How long one Glimpse request may take before the client gives up on it."""
+        return timedelta(seconds=self.config.glimpse.timeout)

@@ -11,6 +11,7 @@ from typing import Any
 from glimpse_agent.agent.context import AgentContext
 from glimpse_agent.agent.days import DayPlanner
 from glimpse_agent.agent.engaging import Engager
+from glimpse_agent.agent.kept import ImageKeeper
 from glimpse_agent.agent.outcome import Outcome
 from glimpse_agent.agent.posting import Poster
 from glimpse_agent.agent.quota import Quota
@@ -56,6 +57,7 @@ class Agent:
             log=get_logger("glimpse_agent.agent", persona=persona.name),
             # The very list the Glimpse client appends to: not a copy.
             rate_limit_inbox=rate_limit_inbox if rate_limit_inbox is not None else [],
+            keeper=ImageKeeper(config.state_dir, clock),
         )
         self.quota = Quota(self.context)
         self.reconciler = Reconciler(self.context)
@@ -104,8 +106,9 @@ class Agent:
         )
 
     async def reconcile(self, *, abandon_missing: bool = True) -> int:
-        """Settle every unsettled intent against Glimpse (see ``Reconciler``)."""
-        return await self.reconciler.reconcile(abandon_missing=abandon_missing)
+        """Settle every unsettled intent against Glimpse (see ``Reconciler``): how many were
+        closed. A post intent Glimpse may still be applying stays open."""
+        return (await self.reconciler.reconcile(abandon_missing=abandon_missing)).settled
 
     async def plan_day(self, now: datetime) -> tuple[list[DayPlan], datetime]:
         """The slots still to run of every local day still open, and when to plan again."""

@@ -1,7 +1,10 @@
 """``DayPlanner``: the agent's side of planning. It reads what the ledger knows of each local
-day still open (done slots, planned retries, quota), has the planner's one recipe plan it
-(``plan_open_day``), saves the day's whole plan, and remembers what this process needs between
-plans: each day's plan (for the sessions still to come) and the slots a dry run has "done"."""
+day still open (done slots, planned retries, quota, when our posts went out), has the planner's
+one recipe plan it (``plan_open_day``), saves the day's whole plan and the new time of each post
+slot made up (missed while the process was down; in the ledger, so a restart keeps it), closes
+a missed post slot that no longer fits (``slot_given_up``), and remembers what this process
+needs between plans: each day's plan (for the sessions still to come) and the slots a dry run
+has "done"."""
 
 from __future__ import annotations
 
@@ -19,6 +22,9 @@ from glimpse_agent.planner import (
     plan_open_day,
     sessions_remaining,
 )
+
+#: How many of our latest posts a made-up slot keeps its gap from.
+RECENT_POSTS = 20
 
 
 class DayPlanner:
@@ -43,6 +49,20 @@ class DayPlanner:
             self.plans[day.local_day.isoformat()] = day.full
             plans.append(day.ahead)
             missed += [s.slot_id for s in day.schedule.missed]
+            for made_up in day.schedule.made_up:
+                self.ctx.log.info(
+                    "slot_made_up_planned",
+                    job=made_up.slot.slot_id,
+                    at=made_up.slot.at.isoformat(),
+                )
+        for slot_id in missed:
+            if "/post/" in slot_id and not self.ctx.dry_run:
+                # Missed with no room left to make it up: the slot ends here, once.
+                self.ctx.log.warning(
+                    "slot_given_up",
+                    job=slot_id,
+                    reason="missed while the agent was down; no room left in the active window",
+                )
         if missed:
             # More than the misfire grace late: never run late. Expected after a restart (the
             # process was down), hence info; the daemon warns of a slot that went stale in its
@@ -60,6 +80,7 @@ class DayPlanner:
         """Each day planned from the ledger, and its whole plan saved (on the ledger's thread:
         the recipe asks the quota for one instant per candidate post total)."""
         persona, daemon = self.ctx.persona, self.ctx.config.daemon
+        posted = tuple(p.created_at for p in ledger.recent_posts(RECENT_POSTS))
         opened = []
         for local_day in days:
             key = local_day.isoformat()
@@ -72,8 +93,15 @@ class DayPlanner:
                 left_at=lambda t: ledger.remaining_all(t, persona),
                 jitter_minutes=daemon.jitter_minutes,
                 grace_minutes=daemon.misfire_grace_minutes,
+                posted=posted,
             )
             ledger.save_plan(key, _plan_json(day.full))
+            if not self.ctx.dry_run:
+                for made_up in day.schedule.made_up:
+                    ledger.plan_retry(made_up.slot.slot_id, made_up.slot.at, why="missed")
+                for slot in day.schedule.missed:
+                    if slot.kind == "post":
+                        ledger.mark_slot_done(slot.slot_id, now, outcome="given up: missed")
             opened.append(day)
         return opened
 

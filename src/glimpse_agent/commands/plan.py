@@ -16,6 +16,8 @@ from glimpse_agent.limits import next_midnight
 from glimpse_agent.persona import Persona
 from glimpse_agent.planner import Slot, SlotDecision, days_to_plan, plan_open_day
 
+#: How many of our latest posts a made-up slot keeps its gap from (as the agent's planner).
+RECENT_POSTS = 20
 #: The buckets a persona spends, in the order a person reads them.
 SHOWN_BUCKETS = ("posts", "generation", "reactions", "comments", "follows")
 
@@ -29,9 +31,11 @@ def main(args: argparse.Namespace) -> int:
     with Ledger.open(config.state_dir, clock=clock, read_only=True) as ledger:
         warn_if_ledger_is_ahead(ledger, now)
         left = ledger.remaining_all(now, persona)
+        posted = tuple(p.created_at for p in ledger.recent_posts(RECENT_POSTS))
         for local_day in days_to_plan(persona, now):
             key = local_day.isoformat()
             retries = {s: at for s, (at, _) in ledger.planned_retries(key).items()}
+            missed_before = {s for s, why in ledger.retry_reasons(key).items() if why == "missed"}
             # The daemon's own recipe: same slots, same ids, same post count, same decisions.
             opened = plan_open_day(
                 persona,
@@ -42,14 +46,26 @@ def main(args: argparse.Namespace) -> int:
                 left_at=lambda t: ledger.remaining_all(t, persona),
                 jitter_minutes=config.daemon.jitter_minutes,
                 grace_minutes=config.daemon.misfire_grace_minutes,
+                posted=posted,
             )
             start, end = opened.window
+            # A post slot missed while the agent was down runs later: at the time the daemon
+            # saved, or the one it will choose (the same rule, so the same time).
+            retries |= {d.slot.slot_id: d.slot.at for d in opened.schedule.made_up}
+            missed_before |= {d.slot.slot_id for d in opened.schedule.made_up}
             days.append(
                 {
                     "local_day": key,
                     "active": [_local(start, persona), _local(end, persona)],
                     "slots": [
-                        _slot(s, opened.schedule.decision(s.slot_id), retries, now, persona)
+                        _slot(
+                            s,
+                            opened.schedule.decision(s.slot_id),
+                            retries,
+                            now,
+                            persona,
+                            made_up=s.slot_id in missed_before,
+                        )
                         for s in opened.full.slots
                     ],
                 }
@@ -85,6 +101,8 @@ def main(args: argparse.Namespace) -> int:
             if "retry_at" in s:
                 at = datetime.fromisoformat(s["retry_at"]).astimezone(persona.zone)
                 again = f"  (failed; tried again at {at:%H:%M})"
+                if s["state"] == "made up":
+                    again = f"  (missed; made up at {at:%H:%M})"
             print(f"  {s['local'][11:16]}  {s['kind']:<6}  {s['state']:<8}  {s['slot']}{again}")
         if not slots:
             print("  nothing planned (no quota left, or an empty active window)")
@@ -106,6 +124,8 @@ def _slot(
     retries: dict[str, datetime],
     now: datetime,
     persona: Persona,
+    *,
+    made_up: bool = False,
 ) -> dict[str, Any]:
     done = decision.when == "done"
     return {
@@ -115,7 +135,7 @@ def _slot(
         "utc": slot.at.isoformat(),
         "done": done,
         "past": slot.at < now,
-        "state": _state(decision, now),
+        "state": "made up" if made_up and not done else _state(decision, now),
         **({"retry_at": retries[slot.slot_id].isoformat()} if slot.slot_id in retries else {}),
     }
 
@@ -124,6 +144,8 @@ def _state(decision: SlotDecision, now: datetime) -> str:
     """The schedule's decision, as `plan` names it."""
     if decision.when == "done":
         return "done"
+    if decision.when == "made up":
+        return "made up"
     if decision.retry:
         return "retry"
     if decision.when == "missed":

@@ -30,13 +30,21 @@ def main(args: argparse.Namespace) -> int:
         view: dict[str, Any] = ledger.status_view(now, persona)
         # Yesterday's plan too: an overnight window opened yesterday may still be running.
         for day in (today - timedelta(days=1), today, today + timedelta(days=1)):
-            plan = ledger.load_plan(day.isoformat())
-            done = set(ledger.done_slots(day.isoformat()))
-            upcoming += [
-                s
-                for s in (plan or {}).get("slots", [])
-                if s["slot_id"] not in done and datetime.fromisoformat(s["at"]) >= now
-            ]
+            key = day.isoformat()
+            plan = ledger.load_plan(key)
+            done = set(ledger.done_slots(key))
+            # A slot moved (retried after a failure, or made up after a miss) runs at its new
+            # time: the plan saved keeps the planned one.
+            moved = ledger.planned_retries(key)
+            why = ledger.retry_reasons(key)
+            for s in (plan or {}).get("slots", []):
+                if s["slot_id"] in done:
+                    continue
+                if s["slot_id"] in moved:
+                    again = "made up" if why.get(s["slot_id"]) == "missed" else "retry"
+                    s = {**s, "at": moved[s["slot_id"]][0].isoformat(), "moved": again}
+                if datetime.fromisoformat(s["at"]) >= now:
+                    upcoming.append(s)
     upcoming.sort(key=lambda s: datetime.fromisoformat(s["at"]))
     view["next_action"] = upcoming[0] if upcoming else None
     view["persona"] = persona.name
@@ -77,7 +85,12 @@ def _human(view: dict[str, Any], persona: Persona, now: datetime) -> list[str]:
     nxt = view.get("next_action")
     lines.append(
         "next planned action: "
-        + (f"{nxt['kind']} at {local(nxt['at'])} ({nxt['slot_id']})" if nxt else "none planned")
+        + (
+            f"{nxt['kind']} at {local(nxt['at'])} ({nxt['slot_id']})"
+            + (f" [{nxt['moved']}]" if nxt.get("moved") else "")
+            if nxt
+            else "none planned"
+        )
     )
     lines.append("recent posts:" + ("" if view["recent_posts"] else " none"))
     for p in view["recent_posts"]:

@@ -126,6 +126,9 @@ class Attempt:
     outcome: Outcome
     duration_s: float = 0.0
     error: str = ""
+    #: The backend's own error, for callers that must know what it spent or how long to wait
+    #: (a lost answer from Glimpse's generator still counts; a daily 429 blocks until reset).
+    cause: BaseException | None = field(default=None, compare=False, repr=False)
 
     def __str__(self) -> str:
         detail = f": {self.error}" if self.error else ""

@@ -90,6 +90,8 @@ class ImageRouter:
         self.log = get_logger("glimpse_agent.imaging", persona=persona)
         self._breakers = {b.name: _Breaker() for b in self.backends}
         self._closers = list(closers)
+        #: What each backend did in the last ``generate``, its failure or success alike.
+        self.last_attempts: list[Attempt] = []
 
     @property
     def names(self) -> list[str]:
@@ -111,6 +113,7 @@ class ImageRouter:
         could start within today's budget), or ``ImagingFailed`` listing every attempt.
         """
         attempts: list[Attempt] = []
+        self.last_attempts = attempts
         started_at, started = self.clock.now(), time.monotonic()
         over_budget = tried = 0
         for backend in self.backends:
@@ -190,7 +193,8 @@ class ImageRouter:
             if outcome == "error":
                 # A bug in a backend must not stop the persona posting with another one.
                 self.log.exception("image.backend_bug", backend=backend.name)
-            self._note(attempts, Attempt(backend.name, outcome, time.perf_counter() - t0, error))
+            took = time.perf_counter() - t0
+            self._note(attempts, Attempt(backend.name, outcome, took, error, cause=exc))
             return None
         self._succeeded(backend.name)
         self._note(attempts, Attempt(backend.name, "ok", time.perf_counter() - t0))

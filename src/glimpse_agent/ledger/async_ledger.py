@@ -108,6 +108,7 @@ class AsyncLedger:
     done_slots = _offload(Ledger.done_slots)
     plan_retry = _offload(Ledger.plan_retry)
     planned_retries = _offload(Ledger.planned_retries)
+    retry_reasons = _offload(Ledger.retry_reasons)
     begin_intent = _offload(Ledger.begin_intent)
     settle_intent = _offload(Ledger.settle_intent)
     abandon_intent = _offload(Ledger.abandon_intent)

@@ -200,6 +200,7 @@ class Ledger:
     done_slots = _forward(lambda x: x._slots, SlotLog.done_slots)
     plan_retry = _forward(lambda x: x._slots, SlotLog.plan_retry)
     planned_retries = _forward(lambda x: x._slots, SlotLog.planned_retries)
+    retry_reasons = _forward(lambda x: x._slots, SlotLog.retry_reasons)
 
     # ------------------------------------------------------------------ write-ahead intents
 

@@ -120,9 +120,12 @@ class Intent:
 
 @dataclass(frozen=True)
 class PostIntent:
-    """What a post intent remembers: enough to find the post on Glimpse after a crash (its
-    caption and prompt) and to record it as ours (how it was made). Stored as the intent's
-    payload, under the same keys as ever, so an older ledger's open intents still reconcile."""
+    """What a post intent remembers: enough to find the post on Glimpse after a crash (what we
+    sent: caption, prompt, model, image URL, nsfw flag), to know when Glimpse can no longer be
+    applying it (``deadline``: the request's sent-at plus the client's timeout), and to record
+    it as ours (how it was made). Stored as the intent's payload, under the same keys as ever,
+    so an older ledger's open intents still reconcile (without a deadline: see
+    ``deadline_or``)."""
 
     slot_id: str | None
     caption: str
@@ -132,13 +135,23 @@ class PostIntent:
     backend: str
     model: str
     cost_usd: float
+    deadline: datetime | None = None
+    image_url: str = ""
+    is_nsfw: bool = False
 
     def to_doc(self) -> dict[str, Any]:
-        return {f.name: getattr(self, f.name) for f in fields(self)}
+        doc = {f.name: getattr(self, f.name) for f in fields(self)}
+        doc["deadline"] = iso(self.deadline) if self.deadline is not None else None
+        return doc
 
     @classmethod
     def from_doc(cls, doc: dict[str, Any]) -> PostIntent:
         # Lenient: a payload from an older version may lack a key or hold a null.
+        deadline = doc.get("deadline")
+        try:
+            parsed = parse_iso(deadline) if isinstance(deadline, str) else None
+        except ValueError:
+            parsed = None
         return cls(
             slot_id=str(doc.get("slot_id") or "") or None,
             caption=str(doc.get("caption") or ""),
@@ -148,7 +161,15 @@ class PostIntent:
             backend=str(doc.get("backend") or ""),
             model=str(doc.get("model") or ""),
             cost_usd=float(doc.get("cost_usd") or 0.0),
+            deadline=parsed,
+            image_url=str(doc.get("image_url") or ""),
+            is_nsfw=bool(doc.get("is_nsfw") or False),
         )
+
+    def deadline_or(self, began: datetime, timeout: timedelta) -> datetime:
+        """The request's deadline; for an intent written before deadlines were kept, the
+        intent's own instant ``began`` plus ``timeout`` (the request went out just after)."""
+        return self.deadline if self.deadline is not None else began + timeout
 
     def own_post(self, post_id: str, seq: int | None, created_at: datetime) -> OwnPost:
         """The post this intent became, published as ``post_id`` at ``created_at``."""

@@ -26,18 +26,32 @@ class SlotLog:
             self.store.retries.remove(Q.slot_id == slot_id)
 
     @guarded
-    def plan_retry(self, slot_id: str, at: datetime) -> int:
-        """Durably note that slot ``slot_id`` runs again at ``at`` (a post that failed for a
-        passing reason), so a restart keeps the retry; returns how many were planned so far.
-        Marking the slot done (or the post it makes) ends it."""
+    def plan_retry(self, slot_id: str, at: datetime, *, why: str = "failed") -> int:
+        """Durably note that slot ``slot_id`` runs again at ``at``, so a restart keeps the
+        time; returns how many were planned so far. ``why`` says what moved it: ``failed`` (a
+        post that failed for a passing reason, or whose fate is not yet certain) or ``missed``
+        (not run while the process was down: made up later). Marking the slot done (or the
+        post it makes) ends it."""
         retries = self.store.retries
         with self.store.write():
             doc = retries.get(Q.slot_id == slot_id)
             attempts = int(doc["attempts"]) + 1 if doc else 1
             retries.upsert(
-                {"slot_id": slot_id, "at": iso(at), "attempts": attempts}, Q.slot_id == slot_id
+                {"slot_id": slot_id, "at": iso(at), "attempts": attempts, "why": why},
+                Q.slot_id == slot_id,
             )
         return attempts
+
+    @guarded
+    def retry_reasons(self, day_key: str) -> dict[str, str]:
+        """Why each open retry of one plan day was planned (``failed`` or ``missed``; retries
+        written before reasons were kept read as ``failed``)."""
+        open_ones = self.planned_retries(day_key)
+        return {
+            d["slot_id"]: str(d.get("why") or "failed")
+            for d in self.store.retries.all()
+            if d["slot_id"] in open_ones
+        }
 
     @guarded
     def planned_retries(self, day_key: str) -> dict[str, tuple[datetime, int]]:

@@ -12,8 +12,8 @@ This module is the public face of:
   ``days_to_plan``, ``next_local_midnight``);
 - the day's slots: ``dayplan`` (``plan_day``, ``posts_allowed``, ``posts_that_fit``,
   ``sessions_remaining``);
-- when each slot runs (on time, late within the grace, retry, missed): ``schedule``
-  (``schedule_slots``), shared by the daemon, the simulation and ``plan``;
+- when each slot runs (on time, late within the grace, retry, made up, missed): ``schedule``
+  (``schedule_slots``, ``place_post``), shared by the daemon, the simulation and ``plan``;
 - one local day as the daemon plans it: ``openday`` (``plan_open_day``), shared by the agent
   and ``plan``;
 - post ideas: ``ideas`` (``next_idea``, ``is_repeat``, ``is_repeat_of``);
@@ -62,7 +62,14 @@ from glimpse_agent.planner.ideas import (
     next_idea,
 )
 from glimpse_agent.planner.openday import OpenDay, plan_open_day
-from glimpse_agent.planner.schedule import LATE_STEP, Schedule, SlotDecision, schedule_slots
+from glimpse_agent.planner.schedule import (
+    LATE_STEP,
+    MakeUp,
+    Schedule,
+    SlotDecision,
+    place_post,
+    schedule_slots,
+)
 from glimpse_agent.planner.window import (
     active_window,
     days_to_plan,
@@ -86,6 +93,7 @@ __all__ = [
     "IncomingComment",
     "Interests",
     "Like",
+    "MakeUp",
     "OpenDay",
     "PastIdea",
     "PostIdea",
@@ -102,6 +110,7 @@ __all__ = [
     "is_repeat_of",
     "next_idea",
     "next_local_midnight",
+    "place_post",
     "plan_day",
     "plan_engagement",
     "plan_open_day",

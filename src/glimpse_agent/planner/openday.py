@@ -5,7 +5,8 @@ The recipe: the day's post total is what the quota allows when the day's window 
 (``posts_allowed``), raised as far as the post slots still to come fit the quota of each UTC day
 they fall on (``posts_that_fit``); the whole plan is planned with that total, done slots
 included, so ids and times stay the same across restarts; then ``schedule`` says what is done,
-what waits for its retry, and what runs when.
+what waits for its retry, what runs when, and where a post slot missed while the process was
+down is made up (later in the window, ``min_post_gap`` from the posts made and planned).
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from datetime import date, datetime, timedelta
 
 from glimpse_agent.persona import Persona
 from glimpse_agent.planner.dayplan import DayPlan, plan_day, posts_allowed, posts_that_fit
-from glimpse_agent.planner.schedule import Schedule, schedule_slots
+from glimpse_agent.planner.schedule import MakeUp, Schedule, schedule_slots
 from glimpse_agent.planner.window import active_window
 
 
@@ -51,15 +52,17 @@ def plan_open_day(
     left_at: Callable[[datetime], Mapping[str, int]],
     jitter_minutes: float,
     grace_minutes: float,
+    posted: Iterable[datetime] = (),
 ) -> OpenDay:
     """Plan ``local_day`` at ``now``. ``left_at(t)`` is what is left in each bucket at ``t``
-    (asked for instants from ``now`` on only); ``done`` are the day's slots already run."""
+    (asked for instants from ``now`` on only); ``done`` are the day's slots already run;
+    ``posted`` when our recent posts went out (a post slot made up keeps its gap from them)."""
     done_ids = frozenset(done)
     start, end = active_window(persona, local_day)
-    posted = sum(1 for s in done_ids if "/post/" in s)
+    posted_count = sum(1 for s in done_ids if "/post/" in s)
     # Quota as it will stand when the day's window opens: daily caps reset at midnight UTC,
     # which for most zones is not the local midnight we plan at.
-    floor = posts_allowed(persona, posted, left_at(max(now, start)))
+    floor = posts_allowed(persona, posted_count, left_at(max(now, start)))
     allowed = posts_that_fit(
         persona,
         local_day,
@@ -75,5 +78,10 @@ def plan_open_day(
         grace=timedelta(minutes=grace_minutes),
         done=done_ids,
         retries=retries,
+        make_up=MakeUp(
+            min_gap=timedelta(minutes=persona.min_post_gap_minutes),
+            window_ends={local_day: end},
+            posted=tuple(posted),
+        ),
     )
     return OpenDay(local_day, (start, end), full, dict(retries), decided)

@@ -15,6 +15,7 @@ Generated and posted images are served as real PNGs at ``/api/v1/images/{name}.p
 
 from __future__ import annotations
 
+import json
 import math
 from collections.abc import Awaitable, Callable, Mapping
 from datetime import datetime
@@ -24,7 +25,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Mount, Route
 
-from glimpse_agent.sandbox.glimpse.faults import CutOff, Fault
+from glimpse_agent.sandbox.glimpse.faults import CutOff, DropConnection, Endless, Fault
 from glimpse_agent.sandbox.glimpse.limits import BucketState, iso
 from glimpse_agent.sandbox.glimpse.routes import ENDPOINTS as AGENT_ENDPOINTS
 from glimpse_agent.sandbox.glimpse.routes_posts import ENDPOINTS as POST_ENDPOINTS
@@ -128,6 +129,12 @@ def _serve(world: GlimpseWorld, endpoint: Endpoint) -> Handler:
         fault = world.faults.take(request.method, request.url.path)
         if fault is not None and fault.kind == "hang":
             await world.faults.wait(fault.seconds)
+        elif fault is not None and fault.kind == "slow_apply":
+            await world.faults.wait_on_loop(fault.seconds)
+        elif fault is not None and fault.kind == "endless":
+            return Endless(world.faults, fault.seconds)
+        elif fault is not None and fault.kind == "answer":
+            return _canned(fault.status, fault.body, fault.headers)
         elif fault is not None and fault.kind == "garbage":
             return Response(
                 "<html><body>502 Bad Gateway</body></html>", 200, media_type="text/html"
@@ -138,9 +145,26 @@ def _serve(world: GlimpseWorld, endpoint: Endpoint) -> Handler:
         refusal = fault if fault is not None and fault.kind == "refuse" else None
         with world.lock:
             response = _answer(world, endpoint, request, raw, refusal)
+        if fault is not None and fault.kind == "drop":
+            return DropConnection()
+        if fault is not None and fault.kind == "mutate" and fault.rewrite is not None:
+            body = fault.rewrite(json.loads(bytes(response.body)))
+            return _canned(response.status_code, body, {**response.headers, **fault.headers})
         return CutOff(response) if fault is not None and fault.kind == "cut" else response
 
     return handle
+
+
+def _canned(status: int, body: object, headers: Mapping[str, str]) -> Response:
+    """An answer as given: bytes as they are, anything else as JSON."""
+    raw = body if isinstance(body, bytes) else json.dumps(body).encode()
+    kept = {k: v for k, v in headers.items() if k.lower() not in ("content-length", "content-type")}
+    media = "application/json" if "content-type" not in {k.lower() for k in headers} else None
+    response = Response(raw, status, headers=kept, media_type=media)
+    for k, v in headers.items():
+        if k.lower() == "content-type":
+            response.headers["content-type"] = v
+    return response
 
 
 def _answer(
@@ -166,10 +190,13 @@ def _answer(
         world.note_request(me.id if me is not None else who, route)
         if me is not None and bucket != "registration":
             who = me.id
+        world.note_bucket_request(who, bucket, now)
         limits = world.limiter.state(who, bucket, now)
         if endpoint.counts and limits.blocking:
             world.note_rate_limited(who, bucket)
-            raise rate_limited(limits, now)
+            err = rate_limited(limits, now)
+            world.note_retry_after(who, bucket, now, float(err.extra.get("retry_after", 1)))
+            raise err
         body, files = parse_body(raw, request.headers.get("content-type", ""))
         if refusal is not None:
             if refusal.counted and endpoint.counts:
@@ -196,6 +223,8 @@ def _answer(
             world.limiter.record(who, bucket, now)
         response: Response = JSONResponse(reply.body, reply.status, headers=reply.headers)
     except ApiError as err:
+        if err.status == 409 and err.code.startswith("already_"):
+            world.note_repeat(who, err.code)
         response = error_response(err)
         if err.status == 429:
             response.headers["Retry-After"] = str(err.extra.get("retry_after", 1))

@@ -17,8 +17,8 @@ from __future__ import annotations
 
 import threading
 from collections import Counter
-from dataclasses import dataclass, replace
-from datetime import datetime
+from dataclasses import dataclass, field, replace
+from datetime import datetime, timedelta
 
 from glimpse_agent.clock import Clock
 from glimpse_agent.sandbox.glimpse.faults import GlimpseFaults
@@ -47,6 +47,10 @@ class WorldStats:
     requests_by_route: dict[str, int]
     rate_limited: dict[tuple[str, str], int]  # (who, bucket) -> 429s served
     faults_served: int
+    #: (who, bucket) -> requests in a bucket before the Retry-After of its last 429 had passed.
+    retry_after_violations: dict[tuple[str, str], int] = field(default_factory=dict)
+    #: (who, code) -> writes refused as already done (``already_liked``, ``already_following``).
+    repeats: dict[tuple[str, str], int] = field(default_factory=dict)
 
     def rate_limited_count(self, who: str | None = None, bucket: str | None = None) -> int:
         """429s served, optionally only to ``who`` and/or for ``bucket``."""
@@ -78,6 +82,9 @@ class GlimpseWorld:
         self._requests: Counter[str] = Counter()
         self._routes: Counter[str] = Counter()
         self._limited: Counter[tuple[str, str]] = Counter()
+        self._blocked_until: dict[tuple[str, str], datetime] = {}
+        self._violations: Counter[tuple[str, str]] = Counter()
+        self._repeats: Counter[tuple[str, str]] = Counter()
         self.population = Population(self.state, seed=seed, size=population, now=clock.now())
 
     # ------------------------------------------------------------------ time
@@ -211,6 +218,8 @@ class GlimpseWorld:
                 requests_by_route=dict(self._routes),
                 rate_limited=dict(self._limited),
                 faults_served=self.faults.served,
+                retry_after_violations=dict(self._violations),
+                repeats=dict(self._repeats),
             )
 
     # ------------------------------------------------------------------ for the app
@@ -222,3 +231,17 @@ class GlimpseWorld:
 
     def note_rate_limited(self, who: str, bucket: str) -> None:
         self._limited[(who, bucket)] += 1
+
+    def note_retry_after(self, who: str, bucket: str, now: datetime, seconds: float) -> None:
+        """A 429 told ``who`` to stay out of ``bucket`` for ``seconds`` (caller holds the lock)."""
+        self._blocked_until[(who, bucket)] = now + timedelta(seconds=seconds)
+
+    def note_bucket_request(self, who: str, bucket: str, now: datetime) -> None:
+        """Count a request that came before its bucket's Retry-After had passed."""
+        until = self._blocked_until.get((who, bucket))
+        if until is not None and now < until:
+            self._violations[(who, bucket)] += 1
+
+    def note_repeat(self, who: str, code: str) -> None:
+        """A write refused because it was already done: the client sent it twice."""
+        self._repeats[(who, code)] += 1

@@ -1,0 +1,146 @@
+"""The fault soak: the real ``glimpse-agent run`` for simulated days against a Glimpse emulator
+that fails a share of all requests in every way it knows (5xx, an HTML body, a cut answer, a
+slow apply past the client's timeout, applied-then-dropped, a never-ending body), or, with
+``--outage``, answers 503 to everything for two hours in the middle of the first day's window.
+The daemon is restarted if it exits (as systemd would). Prints the figures as JSON; exit 1 if a
+promise was broken.
+
+    python -m tests.soak.soak --days 7 --faults 0.1          # the full soak (~15 min)
+    python -m tests.soak.soak --days 1 --outage              # the outage day (~2 min)
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import tempfile
+import time
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any, cast
+
+from glimpse_agent.sandbox.glimpse.faults import RANDOM_KINDS, FaultKind
+
+from .harness import Daemon, Emulator, under_faketime, verdict, write_config
+
+OUTAGE_FROM = timedelta(hours=13)  # after the start day's midnight: the window is 08:00-20:00
+
+
+def parse(argv: list[str]) -> argparse.Namespace:
+    p = argparse.ArgumentParser(prog="python -m tests.soak.soak", description=__doc__)
+    p.add_argument("--days", type=float, default=7.0)
+    p.add_argument("--faults", type=float, default=0.10, help="share of requests that fail")
+    p.add_argument(
+        "--kinds",
+        default=",".join(RANDOM_KINDS),
+        help="fault kinds to draw from (comma-separated; default: all of them)",
+    )
+    p.add_argument("--outage", action="store_true", help="2 h of 503 instead of random faults")
+    p.add_argument("--speed", type=int, default=720, help="fake seconds per real second")
+    p.add_argument("--seed", type=int, default=1)
+    p.add_argument("--timeout", type=float, default=300.0, help="[glimpse] timeout (fake s)")
+    p.add_argument("--out", type=Path, default=None)
+    p.add_argument("--keep", type=Path, default=None)
+    return p.parse_args(argv)
+
+
+def run(args: argparse.Namespace, root: Path) -> dict[str, Any]:
+    emu = Emulator(args.seed, args.speed)
+    faults = emu.world.faults
+    config = write_config(root, emu.base_url, timeout=args.timeout)
+    daemon = Daemon(config, emu.key, root / "logs")
+    start = datetime.now(UTC)
+    end = start + timedelta(days=args.days)
+    midnight = start.replace(hour=0, minute=0, second=0, microsecond=0)
+    outage = (midnight + OUTAGE_FROM, midnight + OUTAGE_FROM + timedelta(hours=2))
+    in_outage = False
+    if not args.outage:
+        kinds = tuple(cast(FaultKind, k) for k in args.kinds.split(",") if k)
+        faults.randomly(
+            args.faults,
+            seed=args.seed,
+            kinds=kinds,
+            slow_seconds=args.timeout * 6,
+            endless_every=20.0,
+        )
+    try:
+        daemon.start()
+        while datetime.now(UTC) < end:
+            now = datetime.now(UTC)
+            if args.outage and not in_outage and outage[0] <= now < outage[1]:
+                faults.fail(503, times=10**9)
+                in_outage = True
+            elif in_outage and now >= outage[1]:
+                faults.clear()
+                in_outage = False
+            if not daemon.alive():
+                daemon.reap()
+                daemon.start()
+            time.sleep(0.05 * args.speed)  # 50 ms of real time
+        faults.randomly(0)
+        faults.clear()
+        alive = daemon.alive()
+        stop_code = daemon.stop()
+        figures = verdict(emu, daemon, root, start=start, end=end)
+    finally:
+        daemon.kill()
+        emu.stop()
+    restarts = daemon.runs - 1
+    figures.update(
+        {
+            "alive_at_end": alive,
+            "restarts": restarts,
+            "stop_exit_code": stop_code,
+            "simulated_days": args.days,
+            "speed": args.speed,
+            "fault_rate": 0.0 if args.outage else args.faults,
+            "fault_kinds": None if args.outage else args.kinds,
+            "outage": [t.isoformat() for t in outage] if args.outage else None,
+        }
+    )
+    return figures
+
+
+def broken(figures: dict[str, Any], outage: bool) -> list[str]:
+    out = [
+        f"{name} = {figures[name]}"
+        for name in (
+            "limit_breaches",
+            "retry_after_violations",
+            "duplicate_posts",
+            "duplicate_likes",
+            "duplicate_comments",
+            "duplicate_follows",
+            "tracebacks",
+        )
+        if figures[name]
+    ]
+    share = 1.0 if outage else 0.95
+    if figures["posts_made"] < figures["posts_planned"] * share:
+        out.append(f"posts made {figures['posts_made']} of {figures['posts_planned']} planned")
+    if not figures["alive_at_end"] or figures["restarts"]:
+        out.append(f"alive at end: {figures['alive_at_end']}, restarts: {figures['restarts']}")
+    return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    args = parse(argv)
+    under_faketime("tests.soak.soak", args.speed, argv)
+    if args.keep:
+        args.keep.mkdir(parents=True, exist_ok=True)
+        figures = run(args, args.keep)
+    else:
+        with tempfile.TemporaryDirectory(prefix="glimpse-soak-") as tmp:
+            figures = run(args, Path(tmp))
+    figures["broken"] = broken(figures, args.outage)
+    text = json.dumps(figures, indent=2, sort_keys=True)
+    print(text, flush=True)
+    if args.out:
+        args.out.write_text(text + "\n", encoding="utf-8")
+    return 1 if figures["broken"] else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
