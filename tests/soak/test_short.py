@@ -69,21 +69,12 @@ DEFECT_REPOST = (
     "issue 11 #1: an unsettled post intent is closed as absent while Glimpse is still applying "
     "the slow POST, and the slot runs again (agent/core.py reconcile, run/daemon.py)"
 )
-DEFECT_LOST = (
-    "issue 11 #3: slots lost to kills/faults are not made up (run/daemon.py _replan misfire "
-    "grace, agent/posting.py failed post not retried)"
-)
-DEFECT_WEDGE = (
-    "issue 11 #2: a never-ending body holds the action lock forever: no whole-request deadline "
-    "(glimpse/_http.py), later jobs skipped by APScheduler max_instances (run/daemon.py)"
-)
 
 
 def test_crash_never_posts_twice(crash: dict[str, Any]) -> None:
     assert crash["duplicate_posts"] == 0, crash
 
 
-@pytest.mark.xfail(strict=True, reason=DEFECT_LOST)
 def test_crash_keeps_the_days_plan(crash: dict[str, Any]) -> None:
     assert crash["posts_made"] >= crash["posts_planned"] * 17 / 18, crash
 
@@ -101,11 +92,9 @@ def test_soak_no_tracebacks_and_alive(soak: dict[str, Any]) -> None:
     assert soak["tracebacks"] == 0 and soak["alive_at_end"] and soak["restarts"] == 0, soak
 
 
-@pytest.mark.xfail(strict=True, reason=DEFECT_WEDGE + "; " + DEFECT_LOST)
 def test_soak_posts_made(soak: dict[str, Any]) -> None:
     assert soak["posts_made"] >= soak["posts_planned"] * 0.95, soak
 
 
-@pytest.mark.xfail(strict=True, reason=DEFECT_LOST)
 def test_outage_every_planned_post_still_made(outage: dict[str, Any]) -> None:
     assert outage["posts_made"] >= outage["posts_planned"], outage
