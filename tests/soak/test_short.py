@@ -69,12 +69,17 @@ DEFECT_REPOST = (
     "issue 11 #1: an unsettled post intent is closed as absent while Glimpse is still applying "
     "the slow POST, and the slot runs again (agent/core.py reconcile, run/daemon.py)"
 )
+DEFECT_LOST = (
+    "issue 11 #3: slots lost to kills/faults are not made up (run/daemon.py _replan misfire "
+    "grace, agent/posting.py failed post not retried)"
+)
 
 
 def test_crash_never_posts_twice(crash: dict[str, Any]) -> None:
     assert crash["duplicate_posts"] == 0, crash
 
 
+@pytest.mark.xfail(strict=True, reason=DEFECT_LOST)
 def test_crash_keeps_the_days_plan(crash: dict[str, Any]) -> None:
     assert crash["posts_made"] >= crash["posts_planned"] * 17 / 18, crash
 
