@@ -103,35 +103,6 @@ def _reset(value: str) -> Arm:
     return mutate(ME, lambda b: b, {"X-RateLimit-Reset": value})
 
 
-DEPTH = (
-    "issue 11 #5: JSON nested 200,000 deep: RecursionError traceback "
-    "(no depth limit where glimpse/_http.py parses bodies)"
-)
-SIZE = (
-    "issue 11 #5: a 50 MB body is read and parsed whole: peak RSS far over 150 MiB "
-    "(no size cap in glimpse/_http.py)"
-)
-ENDLESS = (
-    "issue 11 #2: a never-ending body is never cut: only the gap between chunks is limited, "
-    "no whole-request deadline (glimpse/_http.py)"
-)
-OVERFLOW = (
-    "issue 11 #5: Retry-After inf/1e308 -> OverflowError traceback "
-    "(glimpse/_errors.py, glimpse/ratelimit.py: not clamped)"
-)
-BUCKET = (
-    "issue 11 #5: a 429 naming an unknown bucket -> ValueError traceback "
-    "(glimpse/ratelimit.py, limits.py)"
-)
-NOT_DONE = (
-    'issue 11 #5: a 200 {"success": false} to a like is counted as done '
-    "(glimpse/client.py like, agent/engaging.py)"
-)
-CREATED = (
-    "issue 11 #5: one feed post with created_at 1e20 -> OverflowError, the whole session "
-    "fails (glimpse/models.py, planner/engagement.py)"
-)
-
 CASES: list[Case] = [
     # who am I: wrong types, missing fields, error pages
     Case("me-list", "post", answer(ME, 200, [])),
@@ -151,8 +122,8 @@ CASES: list[Case] = [
     Case("me-403-error-string", "post", answer(ME, 403, {"error": "nope"})),
     Case("me-418", "post", answer(ME, 418, {"error": {"code": "teapot"}})),
     Case("me-299-status", "post", answer(ME, 299, {})),
-    Case("me-nested-200000", "post", answer(ME, 200, nested(200_000)), defect=DEPTH),
-    Case("me-50mb-list", "post", mb50(ME), defect=SIZE),
+    Case("me-nested-200000", "post", answer(ME, 200, nested(200_000))),
+    Case("me-50mb-list", "post", mb50(ME)),
     Case(
         "me-redirect-cross-host",
         "post",
@@ -164,7 +135,6 @@ CASES: list[Case] = [
         "post",
         lambda w: w.faults.endless(1.0, path=ME, times=100),
         slow=True,
-        defect=ENDLESS,
     ),
     # absurd rate-limit headers on a good answer
     Case("reset-1e20", "post", _reset("1e20")),
@@ -183,10 +153,9 @@ CASES: list[Case] = [
         "post-nested-200000",
         "post",
         answer(POSTS, 201, nested(200_000), method="POST"),
-        defect=DEPTH,
     ),
-    Case("post-retry-after-inf", "post", _429("inf"), defect=OVERFLOW),
-    Case("post-retry-after-1e308", "post", _429("1e308"), defect=OVERFLOW),
+    Case("post-retry-after-inf", "post", _429("inf")),
+    Case("post-retry-after-1e308", "post", _429("1e308")),
     Case("post-retry-after-10-years", "post", _429("315360000")),
     Case("post-retry-after-negative", "post", _429("-5")),
     Case("post-retry-after-nan", "post", _429("NaN")),
@@ -195,7 +164,6 @@ CASES: list[Case] = [
         "post-429-unknown-bucket",
         "post",
         answer(POSTS, 429, UNKNOWN_BUCKET, {"Retry-After": "60"}, method="POST"),
-        defect=BUCKET,
     ),
     Case("post-429-no-body", "post", answer(POSTS, 429, b"", {"Retry-After": "60"}, method="POST")),
     Case(
@@ -216,7 +184,6 @@ CASES: list[Case] = [
         "post",
         lambda w: w.faults.endless(1.0, path=POSTS, method="POST"),
         slow=True,
-        defect=ENDLESS,
     ),
     # engagement: pages of other agents' posts
     Case("feed-list", "engage", answer(FEED, 200, [])),
@@ -225,7 +192,6 @@ CASES: list[Case] = [
         "feed-created-at-1e20",
         "engage",
         mutate(FEED, items(lambda p: p.update(created_at=1e20))),
-        defect=CREATED,
     ),
     Case(
         "feed-created-at-text",
@@ -249,21 +215,19 @@ CASES: list[Case] = [
         "engage",
         mutate(FEED, lambda b: b, {"Link": f'<{EVIL}/api/v1/explore?max_id=1>; rel="next"'}),
     ),
-    Case("feed-nested-200000", "engage", answer(FEED, 200, nested(200_000)), defect=DEPTH),
-    Case("feed-50mb-list", "engage", mb50(FEED), defect=SIZE),
+    Case("feed-nested-200000", "engage", answer(FEED, 200, nested(200_000))),
+    Case("feed-50mb-list", "engage", mb50(FEED)),
     Case("feed-html-200", "engage", answer(FEED, 200, HTML, HTML_HEAD)),
     Case(
         "feed-endless",
         "engage",
         lambda w: w.faults.endless(1.0, path=FEED, times=100),
         slow=True,
-        defect=ENDLESS,
     ),
     Case(
         "like-success-false",
         "engage",
         answer(LIKE, 200, {"success": False}, method="POST"),
-        defect=NOT_DONE,
         expect="engage: like 0,",
     ),
     Case("like-html", "engage", answer(LIKE, 200, HTML, HTML_HEAD, method="POST")),
@@ -271,19 +235,16 @@ CASES: list[Case] = [
         "like-429-unknown-bucket",
         "engage",
         answer(LIKE, 429, UNKNOWN_BUCKET, {"Retry-After": "60"}, method="POST"),
-        defect=BUCKET,
     ),
     Case(
         "like-retry-after-inf",
         "engage",
         answer(LIKE, 429, {}, {"Retry-After": "inf"}, method="POST"),
-        defect=OVERFLOW,
     ),
     Case(
         "follow-success-false",
         "engage",
         answer(FOLLOW, 200, {"success": False}, method="POST"),
-        defect=NOT_DONE.replace("a like", "a follow"),
         expect="follow 0,",
     ),
     Case("comment-empty-object", "engage", answer(COMMENT, 201, {}, method="POST")),

@@ -13,6 +13,9 @@ Rules the functions rely on:
 - A ``ServerView`` (the ``X-RateLimit-*`` headers) can only *tighten* what we think is left, and
   only until its reset time.
 - A 429's ``Retry-After`` blocks the bucket outright until then: 0 left, no blind retries.
+- A server's block or reset is believed only as far as the bucket's longest window reaches
+  (``latest_block``): a ``Retry-After`` of ten years is a server's mistake, not a reason to
+  stop posting until 2036.
 """
 
 from __future__ import annotations
@@ -80,6 +83,34 @@ def check_bucket(bucket: str) -> str:
     if bucket not in PLATFORM:
         raise ValueError(f"unknown rate-limit bucket {bucket!r}; expected one of {BUCKETS}")
     return bucket
+
+
+#: How far past its window's own end a server's block or reset is still believed: room for a
+#: server whose clock or counters run a little behind ours.
+BLOCK_MARGIN = timedelta(minutes=10)
+#: The longest block a bucket whose windows are all a minute long is believed for.
+MINUTE_BLOCK_MAX = timedelta(hours=1)
+#: The longest block for a bucket the table does not know (Glimpse's read limits).
+UNKNOWN_BLOCK_MAX = timedelta(days=1)
+
+
+def latest_block(bucket: str, now: datetime) -> datetime:
+    """The latest instant a server's 429 or ``X-RateLimit-Reset`` may block ``bucket`` until,
+    seen at ``now``: a daily bucket until the next midnight UTC (+ ``BLOCK_MARGIN``), an hourly
+    one an hour (+ margin), a minute one ``MINUTE_BLOCK_MAX``, any other a day."""
+    pers = {w.per for w in PLATFORM.get(bucket, ())}
+    if "day" in pers:
+        return next_midnight(now) + BLOCK_MARGIN
+    if "hour" in pers:
+        return now + timedelta(hours=1) + BLOCK_MARGIN
+    if "minute" in pers:
+        return now + MINUTE_BLOCK_MAX
+    return now + UNKNOWN_BLOCK_MAX
+
+
+def clamp_block(bucket: str, until: datetime, now: datetime) -> datetime:
+    """``until``, or ``latest_block(bucket, now)`` if it lies beyond that."""
+    return min(until, latest_block(bucket, now))
 
 
 def persona_caps(persona: Persona, *, retries: int = GENERATION_RETRY_ALLOWANCE) -> dict[str, int]:

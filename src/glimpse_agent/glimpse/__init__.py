@@ -7,7 +7,8 @@ Only this package knows Glimpse's HTTP and error shapes; everything it raises is
 ``Rejected``, ``Unavailable`` and its ``NoAnswer``, ``BadResponse``). It sends through
 ``glimpse_agent.http``.
 
-May import: ``http``, ``errors``, ``redaction``, ``logs``, ``clock`` and pydantic.
+May import: ``http``, ``limits`` (how long a bucket's block may last), ``errors``,
+``redaction``, ``logs``, ``clock`` and pydantic.
 """
 
 from __future__ import annotations

@@ -76,6 +76,12 @@ class GlimpseClient:
         return self._wire.base_url
 
     @property
+    def request_deadline(self) -> float:
+        """Seconds within which every request ends, answered or not. A write that got no
+        answer may still be applied by Glimpse until about then (plus a margin)."""
+        return self._wire.deadline
+
+    @property
     def has_key(self) -> bool:
         """True when requests carry an API key."""
         return self._wire.api_key is not None

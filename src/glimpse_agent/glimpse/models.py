@@ -9,8 +9,9 @@ any key the server might echo back, so logging a model never leaks one.
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Annotated, Any, TypeVar
+from typing import Annotated, Any, Generic, TypeVar
 
 from pydantic import (
     AliasChoices,
@@ -26,22 +27,28 @@ _HASHTAG = re.compile(r"#(\w+)")
 M = TypeVar("M", bound=BaseModel)
 
 
+# Epoch numbers past this are milliseconds (1.7e12 today), as some APIs send them.
+_EPOCH_MS = 100_000_000_000
+
+
 def _lenient_time(value: Any) -> datetime | None:
-    """A timestamp, or None when absent or unreadable (a bad date must not lose a whole page)."""
-    if value is None or value == "":
+    """A timestamp, or None when absent or unreadable (a bad date must not lose a whole page;
+    ``1e20`` or ``inf`` are unreadable, not an ``OverflowError``)."""
+    if value is None or value == "" or isinstance(value, bool):
         return None
-    if isinstance(value, datetime):
-        parsed = value
-    elif isinstance(value, int | float):
-        parsed = datetime.fromtimestamp(value, UTC)
-    elif isinstance(value, str):
-        try:
+    try:
+        if isinstance(value, datetime):
+            parsed = value
+        elif isinstance(value, int | float):
+            seconds = value / 1000 if abs(value) >= _EPOCH_MS else value
+            parsed = datetime.fromtimestamp(seconds, UTC)
+        elif isinstance(value, str):
             parsed = datetime.fromisoformat(value.strip().replace("Z", "+00:00"))
-        except ValueError:
+        else:
             return None
-    else:
+        return parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed.astimezone(UTC)
+    except (ValueError, OverflowError, OSError):  # out of range, NaN, not a date
         return None
-    return parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed.astimezone(UTC)
 
 
 def _count(value: Any) -> Any:
@@ -287,18 +294,55 @@ def _first_list(data: dict[str, Any], keys: tuple[str, ...]) -> list[Any]:
     return []
 
 
-def valid_items(model: type[M], raw: list[Any]) -> list[M]:
-    """The items of ``raw`` that validate as ``model``; malformed ones are dropped, so one bad
-    post does not cost a whole page. Raises ``ValueError`` if *every* item is malformed."""
+#: What validating one item may raise besides ``ValidationError``: pydantic passes through
+#: what a validator raises that is not a ``ValueError`` (a number no ``int`` or ``datetime``
+#: can hold, a structure nested too deep to walk).
+ITEM_ERRORS: tuple[type[Exception], ...] = (
+    ValidationError,
+    ArithmeticError,
+    TypeError,
+    RecursionError,
+)
+
+
+@dataclass(frozen=True)
+class Items(Generic[M]):
+    """The valid items of a list, and what was skipped: how many, and why the first was."""
+
+    items: list[M]
+    skipped: int = 0
+    problem: str = ""
+
+
+def _problem(exc: Exception) -> str:
+    """Where and what, never the input (it may quote anything the server sent)."""
+    if isinstance(exc, ValidationError):
+        first = exc.errors()[0]
+        where = ".".join(str(part) for part in first["loc"]) or "item"
+        return f"{where}: {first['type']}"
+    return type(exc).__name__
+
+
+def sort_items(model: type[M], raw: list[Any]) -> Items[M]:
+    """The items of ``raw`` that validate as ``model``; a malformed one is skipped (and
+    counted), so one bad post does not cost a whole page. Raises ``ValueError`` if *every* item
+    is malformed."""
     out: list[M] = []
+    skipped, problem = 0, ""
     for item in raw:
         try:
             out.append(model.model_validate(item))
-        except ValidationError:
-            continue
+        except ITEM_ERRORS as exc:
+            skipped += 1
+            problem = problem or _problem(exc)
     if raw and not out:
-        raise ValueError(f"no item of the list is a valid {model.__name__}")
-    return out
+        raise ValueError(f"no item of the list is a valid {model.__name__} (first: {problem})")
+    return Items(out, skipped, problem)
+
+
+def valid_items(model: type[M], raw: list[Any]) -> list[M]:
+    """``sort_items(model, raw).items``."""
+    return sort_items(model, raw).items
 
 
 def parse_suggestions(body: Any) -> list[str]:

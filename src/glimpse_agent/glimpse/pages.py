@@ -14,12 +14,15 @@ from urllib.parse import parse_qs, urlsplit
 
 from pydantic import BaseModel
 
-from glimpse_agent.glimpse.models import valid_items
+from glimpse_agent.glimpse.models import sort_items
 
 T = TypeVar("T")
 M = TypeVar("M", bound=BaseModel)
 
 DEFAULT_LIMIT = 20
+#: The most items of one page that are read: we ask for 20-40, Glimpse gives at most 100; a
+#: server sending a hundred thousand must not have each one made into a model.
+MAX_PAGE_ITEMS = 200
 #: Keys a list may be wrapped under; the first one holding a list wins.
 LIST_KEYS = (
     "posts",
@@ -42,7 +45,9 @@ class Page(Generic[T]):
 
     ``next_max_id`` asks for older items (``max_id=``), ``prev_since_id`` for newer ones
     (``since_id=``); ``next_cursor`` is for cursor-paged lists (post likes). ``links`` maps each
-    ``rel`` of the ``Link`` header to its URL. A ``None`` cursor means: nothing more that way.
+    ``rel`` of the ``Link`` header to its URL (only its cursor is ever read: a link to another
+    host is never followed). A ``None`` cursor means: nothing more that way. ``skipped`` items
+    could not be read (``problem`` says why the first could not).
     """
 
     items: list[T]
@@ -50,6 +55,8 @@ class Page(Generic[T]):
     prev_since_id: int | None = None
     next_cursor: str | None = None
     links: dict[str, str] = field(default_factory=dict)
+    skipped: int = 0
+    problem: str = ""
 
     def __iter__(self) -> Iterator[T]:
         return iter(self.items)
@@ -75,27 +82,37 @@ def list_of(body: Any, keys: tuple[str, ...] = LIST_KEYS) -> list[Any]:
     raise ValueError("the response holds no list")
 
 
-def _int_param(url: str, name: str) -> int | None:
-    values = parse_qs(urlsplit(url).query).get(name)
-    if not values:
-        return None
+def _param(url: str, name: str) -> str | None:
+    """``name``'s value in ``url``'s query; ``None`` when absent or the URL is unreadable (a
+    ``Link`` header is the server's text: ``<http://[::1>`` must not cost the page)."""
     try:
-        return int(values[0])
+        values = parse_qs(urlsplit(url).query).get(name)
+    except ValueError:
+        return None
+    return values[0] if values else None
+
+
+def _int_param(url: str, name: str) -> int | None:
+    value = _param(url, name)
+    try:
+        return None if value is None else int(value)
     except ValueError:
         return None
 
 
 def _str_param(url: str, name: str) -> str | None:
-    values = parse_qs(urlsplit(url).query).get(name)
-    return values[0] if values else None
+    return _param(url, name)
 
 
 def build_page(
     model: type[M], body: Any, links: Mapping[str | None, Mapping[str, str]], *, limit: int | None
 ) -> Page[M]:
     """A ``Page`` from a decoded body and ``httpx.Response.links``. Raises ``ValueError`` when
-    the body holds no list or none of its items is a valid ``model``."""
-    items = valid_items(model, list_of(body))
+    the body holds no list or none of its items is a valid ``model``. Items past
+    ``MAX_PAGE_ITEMS`` are not read."""
+    listed = list_of(body)
+    read = sort_items(model, listed[:MAX_PAGE_ITEMS])
+    items, unread = read.items, max(0, len(listed) - MAX_PAGE_ITEMS)
     urls = {rel: link["url"] for rel, link in links.items() if rel and "url" in link}
     next_url, prev_url = urls.get("next"), urls.get("prev") or urls.get("previous")
     next_cursor = _str_param(next_url, "cursor") if next_url else None
@@ -117,4 +134,6 @@ def build_page(
         prev_since_id=prev_since_id,
         next_cursor=next_cursor,
         links=urls,
+        skipped=read.skipped + unread,
+        problem=read.problem or ("more items than a page holds" if unread else ""),
     )

@@ -3,7 +3,9 @@
 Every response carries ``X-RateLimit-Limit``, ``X-RateLimit-Remaining`` and
 ``X-RateLimit-Reset``, but not which bucket they describe: the bucket follows from the
 endpoint (``bucket_for``). Pure functions; the caller passes ``now``. Reset instants are read
-by ``glimpse_agent.http.retry_after``, as every service's are.
+by ``glimpse_agent.http.retry_after``, as every service's are, and believed only as far as the
+bucket's longest window reaches (``limits.latest_block``): ``X-RateLimit-Reset: 1e20`` is a
+reset a day away at most, never an error.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
 
+from glimpse_agent import limits
 from glimpse_agent.http.retry_after import parse_instant
 
 #: Bucket names, shared with ``glimpse_agent.limits``. "read" is everything the table omits.
@@ -77,9 +80,17 @@ def parse_rate_limit(
     try:
         limit = int(float(headers["x-ratelimit-limit"]))
         remaining = int(float(headers["x-ratelimit-remaining"]))
-    except (KeyError, ValueError):
+    except (KeyError, ValueError, OverflowError):  # absent, "lots", nan, inf
         return None
-    reset = parse_instant(headers.get("x-ratelimit-reset"), now=now)
+    longest = longest_wait(bucket, now)
+    reset = parse_instant(headers.get("x-ratelimit-reset"), now=now, longest=longest)
     if reset is None:
         return None
-    return RateLimitInfo(limit=limit, remaining=max(0, remaining), reset=reset, bucket=bucket)
+    limit = max(0, limit)
+    remaining = min(max(0, remaining), limit)
+    return RateLimitInfo(limit=limit, remaining=remaining, reset=reset, bucket=bucket)
+
+
+def longest_wait(bucket: str, now: datetime) -> float:
+    """Seconds from ``now`` that a 429 or reset of ``bucket`` is believed for at most."""
+    return (limits.latest_block(bucket, now) - now).total_seconds()

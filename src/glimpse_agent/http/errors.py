@@ -35,6 +35,7 @@ from glimpse_agent.errors import (
     Unauthorized,
     Unavailable,
 )
+from glimpse_agent.http.bodies import parse_json
 from glimpse_agent.http.retry_after import retry_after_of
 from glimpse_agent.redaction import scrub
 
@@ -188,8 +189,8 @@ def short_detail(body: Any, limit: int = 200, *, secrets: Iterable[str | None] =
         body = body.decode("utf-8", "replace")
     if isinstance(body, str):
         try:
-            body = json.loads(body)
-        except ValueError:
+            body = parse_json(body)
+        except ValueError:  # not JSON, or nested too deep to walk: the text itself
             return scrub(body.strip()[: limit + _SECRET_ROOM], secrets)[:limit]
     text = ""
     if isinstance(body, dict):

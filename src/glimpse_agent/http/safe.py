@@ -1,4 +1,4 @@
-"""Two guards every adapter's HTTP request goes through, whatever client it was handed.
+"""Three guards every adapter's HTTP request goes through, whatever client it was handed.
 
 - Redirects are followed here, not by ``httpx``: ``httpx`` strips only ``Authorization`` when a
   redirect leaves the origin, so our other credential headers (ViewComfy's ``client_secret``,
@@ -7,19 +7,80 @@
   https on the same host) are followed as the client allows; any other is refused, unless the
   request is ``public`` (it carries no credential: an image download sent on to a CDN).
 - Bodies are read with a size cap: a server streaming gigabytes must not fill the memory.
+- Every request has a deadline, the whole of it: connecting, sending, and every chunk of the
+  answer, also when the caller reads a streamed answer itself. ``httpx``'s timeouts limit each
+  step (the gap between two chunks), never their sum, so an answer trickling one byte per read
+  timeout would hold the caller, and the action lock with it, forever. When the deadline
+  passes, the caller gets ``NoAnswer``: the request went out and may have been carried out.
 """
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import AsyncIterator
 from typing import Any
 
 import httpx
 
-from glimpse_agent.errors import BadResponse, Rejected
+from glimpse_agent.errors import BadResponse, NoAnswer, Rejected
+from glimpse_agent.http.errors import timed_out
 
 MAX_REDIRECTS = 10
 # JSON answers (Glimpse, Glif, Langflow) are kilobytes; ViewComfy's carry base64 images.
 MAX_BODY_BYTES = 128 * 1024 * 1024
+#: A request's whole deadline is this many times its longest ``httpx`` timeout: a slow connect
+#: and a slow answer both fit, a trickle that never ends does not.
+DEADLINE_FACTOR = 2.0
+#: The deadline of a request whose client sets no timeout at all.
+DEFAULT_DEADLINE = 300.0
+
+Timeout = float | httpx.Timeout | None
+
+
+def deadline_for(timeout: Timeout) -> float:
+    """The whole-request deadline, in seconds, of a request sent with ``timeout`` (a number,
+    an ``httpx.Timeout``, or ``None`` for none): ``DEADLINE_FACTOR`` times its longest part."""
+    if isinstance(timeout, httpx.Timeout):
+        parts = [t for t in (timeout.connect, timeout.read, timeout.write, timeout.pool) if t]
+        longest = max(parts, default=None)
+    else:
+        longest = timeout
+    return DEADLINE_FACTOR * longest if longest and longest > 0 else DEFAULT_DEADLINE
+
+
+class _Deadlined(httpx.AsyncByteStream):
+    """An answer's body stream that ends in ``NoAnswer`` once the loop's clock passes ``when``
+    (``asyncio`` time), however its chunks trickle in."""
+
+    def __init__(
+        self, inner: httpx.AsyncByteStream, when: float, *, service: str, where: str, seconds: float
+    ) -> None:
+        self.inner, self.when = inner, when
+        self.service, self.where, self.seconds = service, where, seconds
+
+    async def __aiter__(self) -> AsyncIterator[bytes]:
+        chunks = aiter(self.inner)
+        while True:
+            timer = asyncio.timeout_at(self.when)
+            try:
+                async with timer:
+                    chunk = await anext(chunks)
+            except StopAsyncIteration:
+                return
+            except TimeoutError:
+                if timer.expired():
+                    raise _late(self.service, self.where, self.seconds) from None
+                raise
+            yield chunk
+
+    async def aclose(self) -> None:
+        await self.inner.aclose()
+
+
+def _late(service: str, where: str, seconds: float) -> NoAnswer:
+    return timed_out(
+        service, where=where, reason=f"no complete answer within the {seconds:g} s deadline"
+    )
 
 
 def _origin(url: httpx.URL) -> tuple[str, str, int | None]:
@@ -48,17 +109,61 @@ async def send(
     stream: bool = False,
     public: bool = False,
     max_bytes: int = MAX_BODY_BYTES,
+    deadline: float | None = None,
+    where: str = "",
     **kwargs: Any,
 ) -> httpx.Response:
     """``http.request(method, url, **kwargs)`` with the guards above. With ``stream`` the body
-    is left unread (read it with ``read_capped``; close the response). ``public``: the request
-    carries no credential, so redirects may lead to any host. ``httpx`` errors pass through for
-    the caller to translate (``errors.transport_errors``); a refused redirect or an oversized
-    body raises ours."""
+    is left unread (read it with ``read_capped``; close the response); the deadline still runs
+    while it is read. ``public``: the request carries no credential, so redirects may lead to
+    any host. ``deadline``: seconds for the whole request (default: ``deadline_for`` the
+    request's or the client's timeout); ``where`` names the request in its ``NoAnswer``.
+    ``httpx`` errors pass through for the caller to translate (``errors.transport_errors``); a
+    refused redirect, an oversized body or a passed deadline raises ours."""
+    if deadline is None:
+        deadline = deadline_for(kwargs.get("timeout", http.timeout))
+    when = asyncio.get_running_loop().time() + deadline
+    timer = asyncio.timeout_at(when)
+    try:
+        async with timer:
+            return await _send(
+                http,
+                method,
+                url,
+                service=service,
+                stream=stream,
+                public=public,
+                max_bytes=max_bytes,
+                deadline=(when, where, deadline),
+                **kwargs,
+            )
+    except TimeoutError:
+        if timer.expired():
+            raise _late(service, where, deadline) from None
+        raise
+
+
+async def _send(
+    http: httpx.AsyncClient,
+    method: str,
+    url: str,
+    *,
+    service: str,
+    stream: bool,
+    public: bool,
+    max_bytes: int,
+    deadline: tuple[float, str, float],
+    **kwargs: Any,
+) -> httpx.Response:
+    when, where, seconds = deadline
     request = http.build_request(method, url, **kwargs)
     start = request.url
     for _ in range(MAX_REDIRECTS + 1):
         response = await http.send(request, follow_redirects=False, stream=True)
+        if isinstance(response.stream, httpx.AsyncByteStream):
+            response.stream = _Deadlined(
+                response.stream, when, service=service, where=where, seconds=seconds
+            )
         following = response.next_request if http.follow_redirects else None
         if following is None:
             if not stream:

@@ -4,6 +4,11 @@
 of the last ``Retention.events``), ``days`` (UTC day -> count, kept ``counter_days``), ``server``
 (the last ``X-RateLimit-*`` view, until its reset) and ``blocked_until`` (a 429's block). Few, fat
 documents keep every TinyDB operation cheap.
+
+A block or reset is never kept beyond what the bucket's longest window allows
+(``limits.latest_block``): clamped when it is noted, when it is read (an older version stored
+``Retry-After: 315360000`` as a block until 2036) and, so that such a block then runs out, when
+the bucket is pruned.
 """
 
 from __future__ import annotations
@@ -54,27 +59,30 @@ class ActionLog:
         return int(days.get(day_key(day), 0))
 
     @guarded
-    def usage(self, bucket: str) -> limits.BucketUsage:
-        """Everything ``limits`` needs about ``bucket``: recent events, server view, 429 block."""
+    def usage(self, bucket: str, now: datetime | None = None) -> limits.BucketUsage:
+        """Everything ``limits`` needs about ``bucket``: recent events, server view, 429 block;
+        the block and the view's reset no later than ``limits.latest_block`` from ``now`` (the
+        store's clock when omitted)."""
         doc = self._bucket_doc(limits.check_bucket(bucket))
+        latest = limits.latest_block(bucket, now or self.store.clock.now())
         server, blocked = doc.get("server"), doc.get("blocked_until")
         view = None
         if server:
             view = limits.ServerView(
                 limit=server["limit"],
                 remaining=server["remaining"],
-                reset=parse_iso(server["reset"]),
+                reset=min(parse_iso(server["reset"]), latest),
                 observed_at=parse_iso(server["observed_at"]),
             )
         return limits.BucketUsage(
             events=tuple(sorted(parse_iso(at) for at, _ in doc.get("events", []))),
             server=view,
-            blocked_until=parse_iso(blocked) if blocked else None,
+            blocked_until=min(parse_iso(blocked), latest) if blocked else None,
         )
 
     def remaining(self, bucket: str, now: datetime, persona: Persona) -> int:
         """How many more ``bucket`` actions the platform and the persona allow at ``now``."""
-        u = self.usage(bucket)
+        u = self.usage(bucket, now)
         caps = limits.persona_caps(persona)
         kw: dict[str, Any] = {"server": u.server, "blocked_until": u.blocked_until}
         return limits.remaining(bucket, u.events, now, caps, **kw)
@@ -82,14 +90,14 @@ class ActionLog:
     def next_free(self, bucket: str, now: datetime, persona: Persona) -> datetime | None:
         """When the next ``bucket`` action is allowed: ``now`` if it already is, ``None`` if the
         caps never allow one (e.g. ``posts_per_day = 0``)."""
-        u = self.usage(bucket)
+        u = self.usage(bucket, now)
         caps = limits.persona_caps(persona)
         kw: dict[str, Any] = {"server": u.server, "blocked_until": u.blocked_until}
         return limits.next_free(bucket, u.events, now, caps, **kw)
 
     def remaining_all(self, now: datetime, persona: Persona) -> dict[str, int]:
         """What is left in every bucket at ``now``, for the planner."""
-        usage = {b: self.usage(b) for b in limits.BUCKETS}
+        usage = {b: self.usage(b, now) for b in limits.BUCKETS}
         return limits.remaining_all(usage, now, limits.persona_caps(persona))
 
     @guarded
@@ -97,12 +105,13 @@ class ActionLog:
         self, bucket: str, limit: int, remaining: int, reset: datetime, now: datetime
     ) -> None:
         """Remember the ``X-RateLimit-*`` headers of a response received at ``now``; they can
-        only lower ``remaining``, and only until ``reset``."""
+        only lower ``remaining``, and only until ``reset`` (at the latest
+        ``limits.latest_block``)."""
         limits.check_bucket(bucket)
         view = {
             "limit": limit,
             "remaining": remaining,
-            "reset": iso(reset),
+            "reset": iso(limits.clamp_block(bucket, as_utc(reset), as_utc(now))),
             "observed_at": iso(now),
         }
         with self.store.write():
@@ -110,13 +119,15 @@ class ActionLog:
             self.store.save(self.store.buckets, doc, {"bucket": bucket, "server": view})
 
     @guarded
-    def note_rate_limited(self, bucket: str, until: datetime) -> None:
-        """A 429 said wait: ``bucket`` has nothing left until ``until`` (a later block wins)."""
+    def note_rate_limited(self, bucket: str, until: datetime, now: datetime | None = None) -> None:
+        """A 429 said wait: ``bucket`` has nothing left until ``until`` (a later block wins),
+        but never past ``limits.latest_block`` from ``now`` (the store's clock when omitted)."""
         limits.check_bucket(bucket)
+        until = limits.clamp_block(bucket, as_utc(until), as_utc(now or self.store.clock.now()))
         with self.store.write():
             doc = self._bucket_doc(bucket)
             current = doc.get("blocked_until")
-            if current is None or parse_iso(current) < as_utc(until):
+            if current is None or parse_iso(current) < until:
                 fields = {"bucket": bucket, "blocked_until": iso(until)}
                 self.store.save(self.store.buckets, doc, fields)
 
@@ -135,6 +146,14 @@ class ActionLog:
 
 def _trimmed(doc: Document, now: datetime, cutoff: str, first_day: str) -> dict[str, Any]:
     server, blocked = doc.get("server"), doc.get("blocked_until")
+    bucket = doc.get("bucket")
+    if isinstance(bucket, str) and bucket in limits.PLATFORM:
+        # What an older version stored past the bucket's longest window now runs out then.
+        latest = iso(limits.latest_block(bucket, now))
+        if server and parse_iso(server["reset"]) > parse_iso(latest):
+            server = {**server, "reset": latest}
+        if blocked and parse_iso(blocked) > parse_iso(latest):
+            blocked = latest
     return {
         "events": [e for e in doc.get("events", []) if e[0] >= cutoff],
         "days": days_from(doc.get("days", {}), first_day),

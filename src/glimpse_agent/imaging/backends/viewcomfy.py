@@ -184,6 +184,9 @@ class ViewComfyBackend:
                 files=parts,
                 headers=self._headers(),
                 timeout=timeout,
+                # The run's own deadline, not the 30 s connect's: a log stream that never
+                # brings its prompt_result ends within it too.
+                deadline=safe_http.deadline_for(self.section.timeout),
             )
             if not self.section.logs:
                 return self._result_from_body(response)
