@@ -1036,3 +1036,31 @@ async def test_a_two_hour_outage_mid_window_still_makes_every_planned_post(
     ended = [e for e in logs if e["event"] in ("slot_posted", "slot_made_up", "slot_given_up")]
     assert sorted(e["job"] for e in ended) == sorted({e["job"] for e in ended})
     assert [e for e in ended if e["event"] == "slot_given_up"] == []
+
+
+async def test_spent_generations_skip_glimpses_generator_not_the_post(agents: Agents) -> None:
+    """With another backend after Glimpse's generator, the day's six spent generations only
+    take the generator out of the chain: the post is made by the next backend, without a
+    request Glimpse would refuse with a 429, and the day's plan keeps all its posts."""
+    stack = agents.stack
+    me = await agents.new(images=["glimpse", "local"])
+    now = stack.clock.now()
+    with stack.world.lock:
+        for _ in range(6):
+            stack.world.limiter.record(me.agent_id, "generation", now - timedelta(hours=1))
+    for _ in range(6):
+        me.ledger.record_action("generation", now - timedelta(hours=1))
+    before = routes(stack)
+    outcome = await me.runtime.agent.post()
+    assert outcome.ok, outcome
+    assert "POST /images/generate" not in route_delta(stack, before)
+    [post] = stack.world.posts_by(me.agent_id)
+    assert me.ledger.recent_posts(1)[0].backend == "local"
+    assert post.id == me.ledger.recent_posts(1)[0].post_id
+    plans, _ = await me.runtime.agent.plan_day(stack.clock.now())
+    persona = me.runtime.agent.persona
+    saved = [me.ledger.load_plan(p.local_day.isoformat()) for p in plans]
+    planned = [sum(1 for s in plan["slots"] if s["kind"] == "post") for plan in saved if plan]
+    # The post just made counts against the persona's own cap; judged by the spent generation
+    # bucket instead, the plan would hold no post at all.
+    assert planned and max(planned) == persona.posts_per_day - 1, planned

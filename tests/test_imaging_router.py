@@ -333,3 +333,18 @@ async def test_check_reports_each_backend(clock: SimulatedClock, spend: MemorySp
     bad = Unauthorized("HTTP 401", service="b")
     result = await router(Fake("a"), Fake("b", bad), clock=clock, spend=spend).check()
     assert result == {"a": None, "b": bad}
+
+
+async def test_a_backend_the_request_avoids_is_skipped(
+    clock: SimulatedClock, spend: MemorySpend
+) -> None:
+    """A backend whose quota the agent knows is spent (Glimpse's generator after its six a day)
+    is not asked at all: the next one makes the image, and the chain says why it skipped."""
+    glimpse, local = Fake("glimpse"), Fake("local")
+    chain = router(glimpse, local, clock=clock, spend=spend)
+    image = await chain.generate(
+        ImageRequest(prompt="a quiet harbour", persona="aurora", avoid=frozenset({"glimpse"}))
+    )
+    assert image.backend == "local" and (glimpse.calls, local.calls) == (0, 1)
+    first = chain.last_attempts[0]
+    assert (first.backend, first.outcome) == ("glimpse", "skipped")

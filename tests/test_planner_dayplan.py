@@ -14,6 +14,8 @@ from glimpse_agent.planner import (
     Slot,
     active_window,
     plan_day,
+    post_buckets,
+    posts_allowed,
     sessions_remaining,
 )
 
@@ -334,3 +336,16 @@ def test_slots_are_frozen() -> None:
     slot = Slot("2026-06-01/post/1", "post", datetime(2026, 6, 1, 9, tzinfo=UTC))
     with pytest.raises(AttributeError):
         slot.at = datetime(2026, 6, 1, 10, tzinfo=UTC)  # type: ignore[misc]
+
+
+def test_generation_binds_the_plan_only_when_glimpses_generator_is_the_whole_chain() -> None:
+    """Glimpse's six generations a day limit the posts only of a chain that has nothing else:
+    with another backend after it, an empty ``generation`` bucket must not shrink the plan."""
+    who = persona(posts=6)
+    left = {"posts": 6, "generation": 0}
+    assert post_buckets(["glimpse"]) == ("posts", "generation")
+    assert post_buckets(["glimpse", "local"]) == ("posts",)
+    assert post_buckets(["huggingface"]) == ("posts",)
+    assert posts_allowed(who, 0, left, buckets=post_buckets(["glimpse"])) == 0
+    assert posts_allowed(who, 0, left, buckets=post_buckets(["glimpse", "local"])) == 6
+    assert posts_allowed(who, 2, {"posts": 1, "generation": 9}, buckets=("posts",)) == 3

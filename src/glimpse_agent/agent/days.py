@@ -20,6 +20,7 @@ from glimpse_agent.planner import (
     days_to_plan,
     next_local_midnight,
     plan_open_day,
+    post_buckets,
     sessions_remaining,
 )
 
@@ -94,6 +95,7 @@ class DayPlanner:
                 jitter_minutes=daemon.jitter_minutes,
                 grace_minutes=daemon.misfire_grace_minutes,
                 posted=posted,
+                buckets=post_buckets(self.ctx.config.images.order or ()),
             )
             ledger.save_plan(key, _plan_json(day.full))
             if not self.ctx.dry_run:

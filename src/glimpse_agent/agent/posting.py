@@ -33,7 +33,7 @@ from glimpse_agent.errors import (
 from glimpse_agent.imaging import GeneratedImage, ImageRequest, prepare_for_post
 from glimpse_agent.imaging.base import Attempt, ImagingFailed
 from glimpse_agent.ledger.records import PostIntent
-from glimpse_agent.planner import IDEA_MEMORY, PastIdea, is_repeat, next_idea
+from glimpse_agent.planner import IDEA_MEMORY, PastIdea, is_repeat, next_idea, post_buckets
 from glimpse_agent.writing import CaptionRequest
 
 #: After every image backend failed for a reason that passes (outage, 429, open breaker).
@@ -65,8 +65,11 @@ class Poster:
             now = clock.now()
         kept = None if ctx.dry_run else await self._kept()
         left = await self.quota.left(now)
-        # A kept image is already made: it needs no generation.
-        needed = ("posts",) if kept is not None else ("posts", "generation")
+        # A kept image is already made: it needs no generation; nor does a chain with another
+        # backend than Glimpse's generator (it is skipped while its six a day are spent).
+        order = ctx.config.images.order or ()
+        needed = ("posts",) if kept is not None else post_buckets(order)
+        avoid = frozenset({"glimpse"}) if left.get("generation", 0) <= 0 else frozenset()
         if any(left.get(b, 0) <= 0 for b in needed):
             log.info("post_skipped", reason="post or generation quota used up", left=left)
             return Outcome("post", False, "quota used up", retry_after=await self._free_in(needed))
@@ -98,7 +101,7 @@ class Poster:
                 # quota and may first PUT the BYOK settings; the others cost money): log it.
                 log.info("dry_run_generate", prompt=prompt, backends=ctx.router.names)
                 return await self._dry_run_post(log, topic, prompt, hashtags)
-            made = await self._generate(log, slot_id, prompt)
+            made = await self._generate(log, slot_id, prompt, avoid)
             if isinstance(made, Outcome):
                 return made
             image = made
@@ -221,15 +224,19 @@ class Poster:
 
     # ------------------------------------------------------------------ generations
 
-    async def _generate(self, log: Any, slot_id: str, prompt: str) -> GeneratedImage | Outcome:
-        """One image from the router, with what the attempt spent written down."""
+    async def _generate(
+        self, log: Any, slot_id: str, prompt: str, avoid: frozenset[str]
+    ) -> GeneratedImage | Outcome:
+        """One image from the router (never from the backends in ``avoid``: their quota is
+        spent), with what the attempt spent written down."""
         ctx, ledger, clock = self.ctx, self.ctx.ledger, self.ctx.clock
         # Actions are counted at the instant their request went out, which is before the
         # server's X-RateLimit-* answer was seen: counted later, the server's ``remaining``
         # (that already includes the action) would be lowered by it a second time.
         generation_sent = clock.now()
         try:
-            image = await ctx.router.generate(ImageRequest(prompt=prompt, persona=ctx.persona.name))
+            request = ImageRequest(prompt=prompt, persona=ctx.persona.name, avoid=avoid)
+            image = await ctx.router.generate(request)
         except BudgetExceeded as exc:
             log.warning("post_skipped", reason=str(exc))
             await ledger.record_error("post", str(exc), clock.now())

@@ -14,7 +14,13 @@ from glimpse_agent.commands._common import load, warn_if_ledger_is_ahead
 from glimpse_agent.ledger import Ledger
 from glimpse_agent.limits import next_midnight
 from glimpse_agent.persona import Persona
-from glimpse_agent.planner import Slot, SlotDecision, days_to_plan, plan_open_day
+from glimpse_agent.planner import (
+    Slot,
+    SlotDecision,
+    days_to_plan,
+    plan_open_day,
+    post_buckets,
+)
 
 #: How many of our latest posts a made-up slot keeps its gap from (as the agent's planner).
 RECENT_POSTS = 20
@@ -47,6 +53,7 @@ def main(args: argparse.Namespace) -> int:
                 jitter_minutes=config.daemon.jitter_minutes,
                 grace_minutes=config.daemon.misfire_grace_minutes,
                 posted=posted,
+                buckets=post_buckets(config.images.order or ()),
             )
             start, end = opened.window
             # A post slot missed while the agent was down runs later: at the time the daemon

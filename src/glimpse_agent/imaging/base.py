@@ -30,6 +30,7 @@ Outcome = Literal[
     "deadline",
     "breaker_open",
     "over_budget",
+    "skipped",
     "error",
 ]
 
@@ -46,6 +47,8 @@ class ImageRequest:
     height: int | None = None
     seed: int | None = None
     persona: str = ""
+    #: Backends not to try for this image (Glimpse's generator once its daily six are spent).
+    avoid: frozenset[str] = frozenset()
 
     def __post_init__(self) -> None:
         if not self.prompt.strip():

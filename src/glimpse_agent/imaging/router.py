@@ -128,6 +128,9 @@ class ImageRouter:
                     attempts, Attempt(backend.name, "deadline", 0.0, "the chain's deadline passed")
                 )
                 break
+            if backend.name in request.avoid:
+                self._note(attempts, Attempt(backend.name, "skipped", 0.0, "its quota is spent"))
+                continue
             if not self._admit(backend.name):
                 self._note(attempts, Attempt(backend.name, "breaker_open"))
                 continue

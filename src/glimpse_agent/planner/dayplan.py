@@ -18,7 +18,7 @@ Sessions are numbered in time order after nudging.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from typing import Literal
@@ -117,18 +117,35 @@ def plan_day(
     return DayPlan(local_day, tuple(sorted(kept, key=lambda s: (s.at, s.slot_id))))
 
 
-def posts_allowed(persona: Persona, posted: int, left: Mapping[str, int]) -> int:
+#: The buckets one post spends: always ``posts``; ``generation`` only when Glimpse's own generator
+#: is the whole image chain (see ``post_buckets``).
+POST_BUCKETS = ("posts", "generation")
+
+
+def post_buckets(image_order: Sequence[str]) -> tuple[str, ...]:
+    """The buckets a post must find room in, for an image chain tried in ``image_order``. Only
+    Glimpse's generator spends ``generation`` (six a day); with another backend in the chain, an
+    empty ``generation`` bucket only means that one is skipped, so it must not shrink the plan."""
+    if image_order and all(name == "glimpse" for name in image_order):
+        return POST_BUCKETS
+    return ("posts",)
+
+
+def _room(left: Mapping[str, int], buckets: Sequence[str]) -> int:
+    return min(left.get(b, 0) for b in buckets)
+
+
+def posts_allowed(
+    persona: Persona,
+    posted: int,
+    left: Mapping[str, int],
+    *,
+    buckets: Sequence[str] = POST_BUCKETS,
+) -> int:
     """The day's post total to plan (``plan_day``'s ``posts_allowed``): the ``posted`` ones
-    plus what the ``posts`` and ``generation`` buckets still allow (``left``, as it will stand
+    plus what the post's ``buckets`` (``post_buckets``) still allow (``left``, as it will stand
     when the day's window opens), never more than ``persona.posts_per_day``."""
-    return max(
-        0,
-        min(
-            persona.posts_per_day,
-            posted + left.get("posts", 0),
-            posted + left.get("generation", 0),
-        ),
-    )
+    return max(0, min(persona.posts_per_day, posted + _room(left, buckets)))
 
 
 def posts_that_fit(
@@ -139,6 +156,7 @@ def posts_that_fit(
     floor: int,
     left_at: Callable[[datetime], Mapping[str, int]],
     jitter_minutes: float = 20,
+    buckets: Sequence[str] = POST_BUCKETS,
 ) -> int:
     """The largest day total (at most ``posts_per_day``, at least ``floor``, usually
     ``posts_allowed``) whose post slots not yet ``done`` fit the ``posts`` and ``generation``
@@ -152,7 +170,7 @@ def posts_that_fit(
             if s.slot_id not in done:
                 by_day.setdefault(s.at.astimezone(UTC).date(), []).append(s.at)
         if all(
-            len(times) <= min(left.get("posts", 0), left.get("generation", 0))
+            len(times) <= _room(left, buckets)
             for times in by_day.values()
             for left in (left_at(min(times)),)
         ):

@@ -11,12 +11,18 @@ down is made up (later in the window, ``min_post_gap`` from the posts made and p
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 
 from glimpse_agent.persona import Persona
-from glimpse_agent.planner.dayplan import DayPlan, plan_day, posts_allowed, posts_that_fit
+from glimpse_agent.planner.dayplan import (
+    POST_BUCKETS,
+    DayPlan,
+    plan_day,
+    posts_allowed,
+    posts_that_fit,
+)
 from glimpse_agent.planner.schedule import MakeUp, Schedule, schedule_slots
 from glimpse_agent.planner.window import active_window
 
@@ -53,16 +59,18 @@ def plan_open_day(
     jitter_minutes: float,
     grace_minutes: float,
     posted: Iterable[datetime] = (),
+    buckets: Sequence[str] = POST_BUCKETS,
 ) -> OpenDay:
     """Plan ``local_day`` at ``now``. ``left_at(t)`` is what is left in each bucket at ``t``
     (asked for instants from ``now`` on only); ``done`` are the day's slots already run;
-    ``posted`` when our recent posts went out (a post slot made up keeps its gap from them)."""
+    ``posted`` when our recent posts went out (a post slot made up keeps its gap from them);
+    ``buckets`` the buckets one post spends (``post_buckets`` of the image chain)."""
     done_ids = frozenset(done)
     start, end = active_window(persona, local_day)
     posted_count = sum(1 for s in done_ids if "/post/" in s)
     # Quota as it will stand when the day's window opens: daily caps reset at midnight UTC,
     # which for most zones is not the local midnight we plan at.
-    floor = posts_allowed(persona, posted_count, left_at(max(now, start)))
+    floor = posts_allowed(persona, posted_count, left_at(max(now, start)), buckets=buckets)
     allowed = posts_that_fit(
         persona,
         local_day,
@@ -70,6 +78,7 @@ def plan_open_day(
         floor=floor,
         left_at=lambda t: left_at(max(now, t)),
         jitter_minutes=jitter_minutes,
+        buckets=buckets,
     )
     full = plan_day(persona, local_day, posts_allowed=allowed, jitter_minutes=jitter_minutes)
     decided = schedule_slots(
