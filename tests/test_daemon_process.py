@@ -21,6 +21,7 @@ from glimpse_agent.clock import SystemClock
 from glimpse_agent.sandbox.glimpse.app import API_ROOT, create_glimpse_app
 from glimpse_agent.sandbox.glimpse.world import GlimpseWorld
 from glimpse_agent.sandbox.server import LoopbackServer
+from polling import wait_until
 
 
 @pytest.fixture
@@ -62,15 +63,6 @@ def _write_agent(tmp: Path, base_url: str, key: str, *, glimpse_images: bool = F
     return agent
 
 
-def _wait(predicate: object, timeout: float) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():  # type: ignore[operator]
-            return True
-        time.sleep(0.1)
-    return False
-
-
 def test_run_posts_engages_and_stops_on_sigterm(
     tmp_path: Path, world: tuple[GlimpseWorld, str]
 ) -> None:
@@ -106,8 +98,8 @@ def test_run_posts_engages_and_stops_on_sigterm(
                 return
 
     try:
-        assert _wait(lambda: len(glimpse.posts_by(agent_id)) == 1, 30), "no post within 30 s"
-        assert _wait(lambda: bool(glimpse.likes_by(agent_id)), 20), "no engagement"
+        assert wait_until(lambda: len(glimpse.posts_by(agent_id)) == 1, 30), "no post within 30 s"
+        assert wait_until(lambda: bool(glimpse.likes_by(agent_id)), 20), "no engagement"
         drain()
         assert "READY=1" in messages
         assert "WATCHDOG=1" in messages, "the watchdog is pinged from the event loop"
@@ -149,7 +141,7 @@ def test_second_daemon_on_same_state_dir_exits_3(
         text=True,
     )
     try:
-        assert _wait(lambda: (tmp_path / "state" / "heartbeat").is_file(), 30)
+        assert wait_until(lambda: (tmp_path / "state" / "heartbeat").is_file(), 30)
         second = subprocess.run(
             [sys.executable, "-m", "glimpse_agent", "run", "-c", str(config)],
             env=env,
@@ -216,7 +208,7 @@ def test_run_dry_run_logs_every_write_and_sends_none(
 
         # Both engagement sessions are due (one before the post, one after it); SIGTERM lets
         # the one in flight finish.
-        assert _wait(lambda: sessions() >= 2, 30), "no engagement"
+        assert wait_until(lambda: sessions() >= 2, 30), "no engagement"
         proc.send_signal(signal.SIGTERM)
         code = proc.wait(timeout=30)
     finally:
@@ -252,11 +244,13 @@ def test_run_waits_for_a_glimpse_that_is_down_at_start(tmp_path: Path) -> None:
     )
     try:
         # Alive (heartbeat written) while start-up cannot reach Glimpse.
-        assert _wait(lambda: (tmp_path / "state" / "heartbeat").is_file(), 30)
+        assert wait_until(lambda: (tmp_path / "state" / "heartbeat").is_file(), 30)
         time.sleep(1.0)
         assert proc.poll() is None, "the daemon exited instead of waiting for Glimpse"
         server.start()
-        assert _wait(lambda: len(world.posts_by(agent_id)) == 1, 40), "no post once Glimpse is up"
+        assert wait_until(lambda: len(world.posts_by(agent_id)) == 1, 40), (
+            "no post once Glimpse is up"
+        )
         proc.send_signal(signal.SIGTERM)
         code = proc.wait(timeout=30)
     finally:

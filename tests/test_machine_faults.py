@@ -23,6 +23,7 @@ from glimpse_agent.ledger import Ledger
 from glimpse_agent.sandbox.glimpse.app import API_ROOT, create_glimpse_app
 from glimpse_agent.sandbox.glimpse.world import GlimpseWorld
 from glimpse_agent.sandbox.server import LoopbackServer
+from polling import wait_until
 
 KEY = "gk_machinefaults_0123456789abcdef"
 
@@ -145,15 +146,6 @@ def glimpse() -> Iterator[tuple[GlimpseWorld, str]]:
         world.faults.release()
 
 
-def _wait(predicate: object, timeout: float) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():  # type: ignore[operator]
-            return True
-        time.sleep(0.1)
-    return False
-
-
 @pytest.mark.parametrize("kind", ["enospc", "erofs"])
 def test_run_waits_for_a_full_or_read_only_state_dir_then_starts(
     tmp_path: Path, glimpse: tuple[GlimpseWorld, str], kind: str
@@ -192,12 +184,12 @@ def test_run_waits_for_a_full_or_read_only_state_dir_then_starts(
                 return messages
 
     try:
-        assert _wait(lambda: any("waiting for the state directory" in m for m in drain()), 30)
+        assert wait_until(lambda: any("waiting for the state directory" in m for m in drain()), 30)
         time.sleep(1.0)  # ten turns of the alive loop, each failing to write the heartbeat
         assert proc.poll() is None, "run exited instead of waiting for the disk"
         assert "READY=1" not in drain()
         (tmp_path / "fault-on").unlink()
-        assert _wait(lambda: "READY=1" in drain(), 30), "no start once the disk is back"
+        assert wait_until(lambda: "READY=1" in drain(), 30), "no start once the disk is back"
         proc.send_signal(signal.SIGTERM)
         code = proc.wait(timeout=30)
     finally:

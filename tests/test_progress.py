@@ -6,15 +6,10 @@ from __future__ import annotations
 
 import io
 import json
-import os
 import re
-import termios
-import threading
 from collections.abc import Iterator
-from contextlib import contextmanager
 from itertools import count
 from pathlib import Path
-from typing import TextIO
 
 import pytest
 
@@ -23,6 +18,7 @@ from glimpse_agent.clock import utc
 from glimpse_agent.imaging.progress import ProgressBar, render
 from glimpse_agent.sandbox.stack import SandboxStack
 from glimpse_agent.sandbox.toml_writer import dumps
+from streams import captured_stream
 
 PERSONA_PATH = Path(__file__).resolve().parents[1] / "personas" / "aurora.toml"
 _names = count(1)
@@ -65,40 +61,6 @@ def screen(raw: str) -> list[str]:
             col += 1
         i += 1
     return ["".join(line).rstrip() for line in lines]
-
-
-@contextmanager
-def captured_stream(*, terminal: bool) -> Iterator[tuple[TextIO, list[bytes]]]:
-    """A writable text stream that is a pseudo-terminal (``terminal``) or a pipe, and the
-    bytes that came out the other end (complete once the block has exited)."""
-    if terminal:
-        reader, writer = os.openpty()
-        attrs = termios.tcgetattr(writer)
-        attrs[1] |= termios.OPOST | termios.ONLCR  # a terminal's usual "\n" -> "\r\n"
-        termios.tcsetattr(writer, termios.TCSANOW, attrs)
-    else:
-        reader, writer = os.pipe()
-    got: list[bytes] = []
-
-    def drain() -> None:  # keep reading, so a full pty or pipe buffer never blocks the writer
-        while True:
-            try:
-                chunk = os.read(reader, 65536)
-            except OSError:  # a pty's reader sees EIO once the writer is closed
-                break
-            if not chunk:
-                break
-            got.append(chunk)
-
-    thread = threading.Thread(target=drain, daemon=True)
-    thread.start()
-    stream = open(writer, "w", encoding="utf-8", closefd=True)  # noqa: SIM115
-    try:
-        yield stream, got
-    finally:
-        stream.close()
-        thread.join(timeout=30)
-        os.close(reader)
 
 
 def viewcomfy_agent(stack: SandboxStack, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:

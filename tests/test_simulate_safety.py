@@ -7,14 +7,10 @@ from __future__ import annotations
 
 import asyncio
 import io
-import os
 import re
-import threading
-from collections.abc import Iterator
-from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any, TextIO
+from typing import Any
 
 import pytest
 
@@ -25,6 +21,7 @@ from glimpse_agent.commands.simulate import is_loopback
 from glimpse_agent.ledger import Ledger, OwnPost
 from glimpse_agent.sandbox.stack import SandboxStack
 from glimpse_agent.sandbox.toml_writer import write_agent_toml
+from streams import captured_stream
 
 ROOT = Path(__file__).resolve().parents[1]
 PERSONA = ROOT / "src" / "glimpse_agent" / "personas" / "moss.toml"
@@ -191,33 +188,6 @@ def test_loopback_is_judged_by_the_url_alone(url: str, local: bool) -> None:
 
 
 # --------------------------------------------------------------------------- progress
-
-
-@contextmanager
-def captured_stream(*, terminal: bool) -> Iterator[tuple[TextIO, list[bytes]]]:
-    """A writable text stream that is a pseudo-terminal or a pipe, and what came out of it."""
-    reader, writer = os.openpty() if terminal else os.pipe()
-    got: list[bytes] = []
-
-    def drain() -> None:
-        while True:
-            try:
-                chunk = os.read(reader, 65536)
-            except OSError:  # a pty's reader sees EIO once the writer is closed
-                break
-            if not chunk:
-                break
-            got.append(chunk)
-
-    thread = threading.Thread(target=drain, daemon=True)
-    thread.start()
-    stream = open(writer, "w", encoding="utf-8", closefd=True)  # noqa: SIM115
-    try:
-        yield stream, got
-    finally:
-        stream.close()
-        thread.join(timeout=30)
-        os.close(reader)
 
 
 @pytest.mark.parametrize("terminal", [True, False])

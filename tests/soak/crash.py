@@ -11,17 +11,15 @@ posts made against planned. Prints the figures as JSON; exit 1 if a promise was 
 from __future__ import annotations
 
 import argparse
-import json
 import random
 import sys
-import tempfile
 import time
 from collections import Counter
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from .harness import Daemon, Emulator, under_faketime, verdict, write_config
+from .harness import Daemon, Emulator, run_and_report, verdict, write_config
 
 GENERATE = "POST /images/generate"
 
@@ -143,19 +141,7 @@ def broken(figures: dict[str, Any]) -> list[str]:
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     args = parse(argv)
-    under_faketime("tests.soak.crash", args.speed, argv)
-    if args.keep:
-        args.keep.mkdir(parents=True, exist_ok=True)
-        figures = run(args, args.keep)
-    else:
-        with tempfile.TemporaryDirectory(prefix="glimpse-crash-") as tmp:
-            figures = run(args, Path(tmp))
-    figures["broken"] = broken(figures)
-    text = json.dumps(figures, indent=2, sort_keys=True)
-    print(text, flush=True)
-    if args.out:
-        args.out.write_text(text + "\n", encoding="utf-8")
-    return 1 if figures["broken"] else 0
+    return run_and_report("tests.soak.crash", args, argv, run, broken)
 
 
 if __name__ == "__main__":

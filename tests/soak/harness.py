@@ -9,6 +9,7 @@ speed, so ``[glimpse] timeout`` is given in fake seconds that stay well above a 
 
 from __future__ import annotations
 
+import argparse
 import json
 import logging
 import os
@@ -16,9 +17,11 @@ import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -342,3 +345,29 @@ def verdict(
 def sleep_fake(seconds: float) -> None:
     """Sleep ``seconds`` of the faked clock (time.sleep follows it)."""
     time.sleep(seconds)
+
+
+def run_and_report(
+    module: str,
+    args: argparse.Namespace,
+    argv: list[str],
+    run: Callable[[argparse.Namespace, Path], dict[str, Any]],
+    broken: Callable[[dict[str, Any]], list[str]],
+) -> int:
+    """What every harness command does around its own ``run``: under the shared faked clock, in
+    ``--keep`` or a throw-away folder, figures printed (and written to ``--out``) as JSON with
+    the promises they break; exit 1 if any is broken."""
+    under_faketime(module, args.speed, argv)
+    if args.keep:
+        args.keep.mkdir(parents=True, exist_ok=True)
+        figures = run(args, args.keep)
+    else:
+        prefix = "glimpse-" + module.rsplit(".", 1)[-1] + "-"
+        with tempfile.TemporaryDirectory(prefix=prefix) as tmp:
+            figures = run(args, Path(tmp))
+    figures["broken"] = broken(figures)
+    text = json.dumps(figures, indent=2, sort_keys=True)
+    print(text, flush=True)
+    if args.out:
+        args.out.write_text(text + "\n", encoding="utf-8")
+    return 1 if figures["broken"] else 0

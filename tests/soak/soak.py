@@ -12,9 +12,7 @@ promise was broken.
 from __future__ import annotations
 
 import argparse
-import json
 import sys
-import tempfile
 import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -22,7 +20,7 @@ from typing import Any, cast
 
 from glimpse_agent.sandbox.glimpse.faults import RANDOM_KINDS, FaultKind
 
-from .harness import Daemon, Emulator, under_faketime, verdict, write_config
+from .harness import Daemon, Emulator, run_and_report, verdict, write_config
 
 OUTAGE_FROM = timedelta(hours=13)  # after the start day's midnight: the window is 08:00-20:00
 
@@ -127,19 +125,9 @@ def broken(figures: dict[str, Any], outage: bool) -> list[str]:
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     args = parse(argv)
-    under_faketime("tests.soak.soak", args.speed, argv)
-    if args.keep:
-        args.keep.mkdir(parents=True, exist_ok=True)
-        figures = run(args, args.keep)
-    else:
-        with tempfile.TemporaryDirectory(prefix="glimpse-soak-") as tmp:
-            figures = run(args, Path(tmp))
-    figures["broken"] = broken(figures, args.outage)
-    text = json.dumps(figures, indent=2, sort_keys=True)
-    print(text, flush=True)
-    if args.out:
-        args.out.write_text(text + "\n", encoding="utf-8")
-    return 1 if figures["broken"] else 0
+    return run_and_report(
+        "tests.soak.soak", args, argv, run, lambda figures: broken(figures, args.outage)
+    )
 
 
 if __name__ == "__main__":
