@@ -9,6 +9,7 @@ daily quotas and the test order never interfere.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import itertools
 import time
 import tomllib
@@ -996,6 +997,81 @@ async def test_a_generation_whose_answer_was_lost_counts_as_spent(agents: Agents
     assert not outcome.ok and "image failed" in outcome.detail
     assert me.ledger.count_on("generation", utc_day(stack)) == 1
     assert stack.world.posts_by(me.agent_id) == []
+
+
+async def test_a_kill_while_glimpse_generates_still_counts_the_generation(
+    agents: Agents,
+) -> None:
+    """The process dies while Glimpse's generator is making an image (the server counts it):
+    the intent written before the request makes the next start count that generation, so the
+    day's six are never passed with a 429; a finished generation leaves no open intent."""
+    stack = agents.stack
+    me = await agents.new(images=["glimpse"], glimpse_timeout=60)
+    # Hung long enough to be cut short; the shared stack's faults are never released here
+    # (that would end every later test's hangs at once): the server finishes it on its own.
+    stack.world.faults.hang(5, path="/images/generate", method="POST")
+    task = asyncio.create_task(me.runtime.agent.post())
+    assert await _until(lambda: stack.world.faults.pending == 0)  # the request is in
+    task.cancel()  # the kill: nothing after the request went out was written
+    with contextlib.suppress(asyncio.CancelledError):
+        await task
+    assert [i.kind for i in me.ledger.unsettled_intents()] == ["generation"]
+    assert me.ledger.count_on("generation", utc_day(stack)) == 0
+
+    me = await agents.restart(me)
+    assert me.ledger.unsettled_intents() == []
+    assert me.ledger.count_on("generation", utc_day(stack)) == 1
+    outcome = await me.runtime.agent.post()
+    assert outcome.ok, outcome
+    assert me.ledger.count_on("generation", utc_day(stack)) == 2
+    assert me.ledger.unsettled_intents() == []
+
+
+async def test_a_generation_glimpse_never_made_is_not_counted(agents: Agents) -> None:
+    """Glimpse's generator refusing with a 500 (nothing made) and the next backend drawing:
+    the generation intent is closed as not spent."""
+    stack = agents.stack
+    me = await agents.new(images=["glimpse", "local"])
+    stack.world.faults.fail(500, times=10, path="/images/generate")
+    outcome = await me.runtime.agent.post()
+    assert outcome.ok and me.ledger.recent_posts(1)[0].backend == "local", outcome
+    assert me.ledger.count_on("generation", utc_day(stack)) == 0
+    assert me.ledger.unsettled_intents() == []
+
+
+async def test_a_plan_made_while_a_post_runs_neither_gives_it_up_nor_runs_it_again(
+    agents: Agents,
+) -> None:
+    """A re-plan (the midnight one, say) while a post slot's request is still out, long past
+    the slot's time: the slot is neither given up nor planned again, and ends posted."""
+    stack = agents.stack
+    me = await agents.new()
+    plans, _ = await me.runtime.agent.plan_day(stack.clock.now())
+    slot = next(s for plan in plans for s in plan.slots if s.kind == "post")
+    stack.clock.set(slot.at)
+    stack.world.faults.hang(3, path="/posts", method="POST")  # well inside the 10 s timeout
+    task = asyncio.create_task(me.runtime.agent.run_slot(slot))
+    assert await _until(lambda: stack.world.faults.pending == 0)  # the post is out
+    stack.clock.advance(timedelta(hours=2))  # far past the misfire grace
+    with capture_logs() as logs:
+        plans, _ = await me.runtime.agent.plan_day(stack.clock.now())
+    assert slot.slot_id not in {s.slot_id for plan in plans for s in plan.slots}
+    assert [e for e in logs if e["event"] == "slot_given_up"] == []
+    assert not me.ledger.slot_done(slot.slot_id)
+    with capture_logs() as logs:
+        outcome = await task
+    assert outcome.ok, outcome
+    ended = [e["event"] for e in logs if e["event"].startswith("slot_")]
+    assert len(ended) == 1 and ended[0] in ("slot_posted", "slot_made_up"), ended
+    assert len(stack.world.posts_by(me.agent_id)) == 1
+
+
+async def _until(predicate: Callable[[], bool]) -> bool:
+    for _ in range(1000):
+        if predicate():
+            return True
+        await asyncio.sleep(0.01)
+    return False
 
 
 async def test_a_two_hour_outage_mid_window_still_makes_every_planned_post(

@@ -348,3 +348,35 @@ async def test_a_backend_the_request_avoids_is_skipped(
     assert image.backend == "local" and (glimpse.calls, local.calls) == (0, 1)
     first = chain.last_attempts[0]
     assert (first.backend, first.outcome) == ("glimpse", "skipped")
+
+
+async def test_a_429_rests_the_backend_until_its_retry_after(
+    clock: SimulatedClock, spend: MemorySpend
+) -> None:
+    """A backend that answered 429 with Retry-After: 3600 is not asked again within the hour
+    (the next backend draws meanwhile), and is asked once the hour has passed."""
+    a = Fake("a", RateLimited("slow down", service="a", retry_after=3600), "ok", "ok")
+    b = Fake("b")
+    chain = router(a, b, clock=clock, spend=spend)
+    assert (await chain.generate(REQ)).backend == "b"
+    clock.advance(3599)
+    with structlog.testing.capture_logs() as logs:
+        assert (await chain.generate(REQ)).backend == "b"
+    assert a.calls == 1
+    skipped = [e for e in logs if e["event"] == "image.attempt" and e["backend"] == "a"]
+    assert skipped[0]["outcome"] == "skipped" and "Retry-After" in skipped[0]["error"]
+    clock.advance(2)
+    assert (await chain.generate(REQ)).backend == "a" and a.calls == 2
+
+
+async def test_an_absurd_retry_after_rests_a_backend_one_day_at_most(
+    clock: SimulatedClock, spend: MemorySpend
+) -> None:
+    """Retry-After: 1e12 rests the backend for a day, not for ever."""
+    a = Fake("a", RateLimited("slow down", service="a", retry_after=1e12), "ok")
+    chain = router(a, Fake("b"), clock=clock, spend=spend)
+    assert (await chain.generate(REQ)).backend == "b"
+    clock.advance(timedelta(hours=23, minutes=59))
+    assert (await chain.generate(REQ)).backend == "b"
+    clock.advance(timedelta(minutes=2))
+    assert (await chain.generate(REQ)).backend == "a"

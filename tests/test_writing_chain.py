@@ -5,12 +5,14 @@ missing sources are skipped with a log line; the template always answers."""
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
 from structlog.testing import capture_logs
 
+from glimpse_agent.clock import SimulatedClock, utc
 from glimpse_agent.config import (
     AgentConfig,
     CaptionsSection,
@@ -18,12 +20,15 @@ from glimpse_agent.config import (
     LLMSection,
     SafetySection,
 )
-from glimpse_agent.errors import Unavailable
+from glimpse_agent.errors import RateLimited, Unavailable
+from glimpse_agent.logs import get_logger
 from glimpse_agent.persona import Persona
 from glimpse_agent.sandbox.langflow.app import LangflowState, create_langflow_app
 from glimpse_agent.sandbox.openai_chat import ChatState
 from glimpse_agent.sandbox.server import LoopbackServer
 from glimpse_agent.writing import CaptionRequest, Writing, build_writing
+from glimpse_agent.writing.chain import CaptionChain
+from glimpse_agent.writing.safety import SafetyFilter
 
 PERSONA = Persona(
     name="mira",
@@ -228,3 +233,48 @@ async def test_image_prompt_uses_glimpse_optimizer_without_llm() -> None:
     writing = build(["template"], glimpse=FakeGlimpse([], optimized=None))
     prompt = await writing.image_prompt("lighthouse", None, [])
     assert prompt.startswith("lighthouse, ") and "watercolor" in prompt
+
+
+class _Scripted:
+    """A caption source that plays a script: exceptions to raise, or texts."""
+
+    def __init__(self, name: str, *script: object) -> None:
+        self.name = name
+        self.script = list(script)
+        self.calls = 0
+
+    async def write_caption(self, request: CaptionRequest, attempt: int) -> str:
+        self.calls += 1
+        step = self.script.pop(0) if self.script else f"a caption from {self.name}"
+        if isinstance(step, BaseException):
+            raise step
+        return str(step)
+
+
+async def test_a_429_rests_a_caption_source_until_its_retry_after() -> None:
+    """Langflow answering 429 with Retry-After: 7200 is not asked for two hours (the next
+    source writes meanwhile), then asked again; an absurd Retry-After rests it a day at most."""
+    clock = SimulatedClock(utc(2026, 3, 2, 9))
+    flow = _Scripted(
+        "langflow",
+        RateLimited("busy", service="langflow", retry_after=7200),
+        "a caption from langflow",
+        RateLimited("busy", service="langflow", retry_after=1e15),
+    )
+    chain = CaptionChain(
+        [flow, _Scripted("template")], SafetyFilter(), log=get_logger("t"), clock=clock
+    )
+    assert (await chain.caption(REQUEST)) is not None
+    clock.advance(7199)
+    with capture_logs() as logs:
+        caption = await chain.caption(REQUEST)
+    assert caption is not None and caption.source == "template" and flow.calls == 1
+    assert events(logs, "caption.source_resting")
+    clock.advance(2)
+    caption = await chain.caption(REQUEST)
+    assert caption is not None and caption.source == "langflow" and flow.calls == 2
+    assert (await chain.caption(REQUEST)) is not None and flow.calls == 3
+    clock.advance(timedelta(hours=23, minutes=59))
+    assert (await chain.caption(REQUEST)) is not None and flow.calls == 3
+    clock.advance(timedelta(minutes=2))
+    assert (await chain.caption(REQUEST)) is not None and flow.calls == 4

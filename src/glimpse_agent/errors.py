@@ -26,6 +26,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import timedelta
 
 
 class GlimpseAgentError(Exception):
@@ -118,6 +119,14 @@ class RateLimited(ServiceError):
         super().__init__(message, service=service, status=status)
         self.retry_after = retry_after
         self.bucket = bucket
+
+    def rest(self, longest: timedelta) -> timedelta | None:
+        """How long to leave the service alone: its Retry-After, at most ``longest`` (a
+        server's absurd number must not rest it for years); None without one."""
+        if self.retry_after is None:
+            return None
+        seconds = self.retry_after if self.retry_after == self.retry_after else 0.0  # NaN
+        return timedelta(seconds=min(max(0.0, seconds), longest.total_seconds()))
 
 
 class Unavailable(ServiceError):

@@ -28,8 +28,14 @@ from pathlib import Path
 from typing import Any
 
 from glimpse_agent.clock import SystemClock
+from glimpse_agent.sandbox import stack
+from glimpse_agent.sandbox.chaos import Chaos
 from glimpse_agent.sandbox.glimpse.app import API_ROOT, create_glimpse_app
 from glimpse_agent.sandbox.glimpse.world import GlimpseWorld
+from glimpse_agent.sandbox.images import glif as glif_app
+from glimpse_agent.sandbox.images import viewcomfy as viewcomfy_app
+from glimpse_agent.sandbox.langflow.app import LangflowState, langflow_routes
+from glimpse_agent.sandbox.langflow.model import plausible_caption
 from glimpse_agent.sandbox.server import LoopbackServer
 from glimpse_agent.sandbox.toml_writer import write_agent_toml
 
@@ -111,12 +117,99 @@ class Emulator:
         self.server.stop()
 
 
+class Services:
+    """The image and caption services (Glif, then ViewComfy; Langflow), each on loopback behind
+    a ``Chaos`` that fails a share of its requests (``probability`` 0: none)."""
+
+    def __init__(self, seed: int, speed: int, *, probability: float, timeout: float) -> None:
+        from starlette.applications import Starlette
+
+        langflow = LangflowState(api_key=stack.LANGFLOW_KEY)
+        langflow.add_flow(
+            endpoint_name=stack.CAPTION_FLOW,
+            template=stack.CAPTION_PROMPT,
+            model=plausible_caption,
+        )
+        apps = {
+            "glif": glif_app.create_glif_app(),
+            "viewcomfy": viewcomfy_app.create_viewcomfy_app(),
+            "langflow": Starlette(routes=langflow_routes(langflow)),
+        }
+        self.langflow = langflow
+        self.chaos: dict[str, Chaos] = {}
+        self.servers: dict[str, _Server] = {}
+        for n, (name, app) in enumerate(apps.items(), start=1):
+            self.chaos[name] = Chaos(
+                app,
+                probability=probability,
+                seed=seed * 100 + n,
+                service=name,
+                slow_seconds=timeout * 6,
+                endless_every=20.0,
+            )
+            server = _Server(self.chaos[name])
+            server.speed = speed
+            self.servers[name] = server
+            server.start()
+
+    def url(self, name: str) -> str:
+        return self.servers[name].url
+
+    def quiet(self) -> None:
+        for chaos in self.chaos.values():
+            chaos.stop_faults()
+
+    def figures(self) -> dict[str, Any]:
+        return {name: chaos.figures() for name, chaos in self.chaos.items()}
+
+    def stop(self) -> None:
+        self.langflow.release()
+        for name, server in self.servers.items():
+            self.chaos[name].release()
+            server.stop()
+
+    def sections(self, timeout: float) -> tuple[dict[str, Any], dict[str, Any]]:
+        """``[images]`` and ``[captions]`` for these services."""
+        images: dict[str, Any] = {
+            "order": ["glif", "viewcomfy"],
+            "glif": {
+                "token": glif_app.TOKEN,
+                "glif_id": "glif-schnell",
+                "base_url": self.url("glif"),
+                "api_url": self.url("glif") + "/api",
+                "timeout": timeout,
+            },
+            "viewcomfy": {
+                "url": self.url("viewcomfy"),
+                "client_id": viewcomfy_app.CLIENT_ID,
+                "client_secret": viewcomfy_app.CLIENT_SECRET,
+                "timeout": timeout,
+            },
+        }
+        captions: dict[str, Any] = {
+            "order": ["langflow", "template"],
+            "langflow": {
+                "base_url": self.url("langflow"),
+                "flow": stack.CAPTION_FLOW,
+                "api_key": stack.LANGFLOW_KEY,
+                "timeout": timeout,
+                "tweak_map": {
+                    "Prompt-capPr.voice": "persona.voice",
+                    "Prompt-capPr.topic": "post.topic",
+                    "Prompt-capPr.hashtags": "post.hashtags",
+                },
+            },
+        }
+        return images, captions
+
+
 def write_config(
     root: Path,
     base_url: str,
     *,
     timeout: float,
     glimpse_images: bool = False,
+    services: Services | None = None,
 ) -> Path:
     """A persona that posts six times a day between 08:00 and 20:00 UTC and engages, and an
     agent.toml with the daemon's own defaults (jitter, misfire grace) as a user would leave them."""
@@ -133,12 +226,15 @@ def write_config(
     if glimpse_images:
         images["order"] = ["glimpse", "local"]
         images["glimpse"] = {"provider": "huggingface", "api_key": "hf_harness", "mode": "stored"}
+    captions: dict[str, Any] = {"order": ["template"]}
+    if services is not None:
+        images, captions = services.sections(timeout)
     raw: dict[str, Any] = {
         "persona": str(persona),
         "state_dir": str(root / "state"),
         "glimpse": {"base_url": base_url, "api_key": "${" + KEY_ENV + "}", "timeout": timeout},
         "images": images,
-        "captions": {"order": ["template"]},
+        "captions": captions,
         "daemon": {"heartbeat_minutes": 10},
     }
     return write_agent_toml(root / "agent.toml", raw)

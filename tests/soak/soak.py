@@ -2,6 +2,9 @@
 that fails a share of all requests in every way it knows (5xx, an HTML body, a cut answer, a
 slow apply past the client's timeout, applied-then-dropped, a never-ending body), or, with
 ``--outage``, answers 503 to everything for two hours in the middle of the first day's window.
+The images come from the Glif emulator, then ViewComfy's, and the captions from Langflow's (then
+the templates), each behind a ``Chaos`` that fails the same share of its requests in the same
+ways, plus a 429 with Retry-After (``--local-services``: local images and template captions).
 The daemon is restarted if it exits (as systemd would). Prints the figures as JSON; exit 1 if a
 promise was broken.
 
@@ -20,7 +23,7 @@ from typing import Any, cast
 
 from glimpse_agent.sandbox.glimpse.faults import RANDOM_KINDS, FaultKind
 
-from .harness import Daemon, Emulator, run_and_report, verdict, write_config
+from .harness import Daemon, Emulator, Services, run_and_report, verdict, write_config
 
 OUTAGE_FROM = timedelta(hours=13)  # after the start day's midnight: the window is 08:00-20:00
 
@@ -38,15 +41,38 @@ def parse(argv: list[str]) -> argparse.Namespace:
     p.add_argument("--speed", type=int, default=720, help="fake seconds per real second")
     p.add_argument("--seed", type=int, default=1)
     p.add_argument("--timeout", type=float, default=300.0, help="[glimpse] timeout (fake s)")
+    p.add_argument(
+        "--service-faults",
+        type=float,
+        default=None,
+        help="share of image and caption requests that fail (default: the same as --faults)",
+    )
+    p.add_argument(
+        "--local-services",
+        action="store_true",
+        help="local images and template captions instead of the faulty Glif/ViewComfy/Langflow",
+    )
     p.add_argument("--out", type=Path, default=None)
     p.add_argument("--keep", type=Path, default=None)
     return p.parse_args(argv)
 
 
+def _service_faults(args: argparse.Namespace) -> float:
+    return float(args.faults if args.service_faults is None else args.service_faults)
+
+
 def run(args: argparse.Namespace, root: Path) -> dict[str, Any]:
     emu = Emulator(args.seed, args.speed)
     faults = emu.world.faults
-    config = write_config(root, emu.base_url, timeout=args.timeout)
+    services = None
+    if not args.local_services:
+        services = Services(
+            args.seed,
+            args.speed,
+            probability=0.0 if args.outage else _service_faults(args),
+            timeout=args.timeout,
+        )
+    config = write_config(root, emu.base_url, timeout=args.timeout, services=services)
     daemon = Daemon(config, emu.key, root / "logs")
     start = datetime.now(UTC)
     end = start + timedelta(days=args.days)
@@ -78,12 +104,17 @@ def run(args: argparse.Namespace, root: Path) -> dict[str, Any]:
             time.sleep(0.05 * args.speed)  # 50 ms of real time
         faults.randomly(0)
         faults.clear()
+        if services is not None:
+            services.quiet()
         alive = daemon.alive()
         stop_code = daemon.stop()
         figures = verdict(emu, daemon, root, start=start, end=end)
+        figures["services"] = services.figures() if services is not None else None
     finally:
         daemon.kill()
         emu.stop()
+        if services is not None:
+            services.stop()
     restarts = daemon.runs - 1
     figures.update(
         {
@@ -93,6 +124,7 @@ def run(args: argparse.Namespace, root: Path) -> dict[str, Any]:
             "simulated_days": args.days,
             "speed": args.speed,
             "fault_rate": 0.0 if args.outage else args.faults,
+            "service_fault_rate": 0.0 if args.outage or services is None else _service_faults(args),
             "fault_kinds": None if args.outage else args.kinds,
             "outage": [t.isoformat() for t in outage] if args.outage else None,
         }
@@ -114,6 +146,9 @@ def broken(figures: dict[str, Any], outage: bool) -> list[str]:
         )
         if figures[name]
     ]
+    for service, seen in (figures.get("services") or {}).items():
+        if seen["retry_after_violations"]:
+            out.append(f"{service} retry_after_violations = {seen['retry_after_violations']}")
     share = 1.0 if outage else 0.95
     if figures["posts_made"] < figures["posts_planned"] * share:
         out.append(f"posts made {figures['posts_made']} of {figures['posts_planned']} planned")

@@ -44,7 +44,12 @@ def crash() -> dict[str, Any]:
 
 @pytest.fixture(scope="module")
 def soak() -> dict[str, Any]:
-    return _run("tests.soak.soak", "--days", "1", "--speed", "1440", "--timeout", "600")
+    # One short day sends the image and caption services a dozen requests each: a higher share
+    # of faults there than the full run's 10 % so that every run meets some.
+    return _run(
+        "tests.soak.soak",
+        *("--days", "1", "--speed", "1440", "--timeout", "600", "--service-faults", "0.3"),
+    )
 
 
 @pytest.fixture(scope="module")
@@ -77,6 +82,15 @@ def test_crash_keeps_the_days_plan(crash: dict[str, Any]) -> None:
 
 def test_soak_respects_limits_and_retry_after(soak: dict[str, Any]) -> None:
     assert soak["limit_breaches"] == 0 and soak["retry_after_violations"] == 0, soak
+
+
+def test_soak_faults_the_image_and_caption_services_too(soak: dict[str, Any]) -> None:
+    services = soak["services"]
+    assert set(services) == {"glif", "viewcomfy", "langflow"}, soak
+    assert sum(sum(s["faults_served"].values()) for s in services.values()) > 0, soak
+    assert {n: s["retry_after_violations"] for n, s in services.items()} == dict.fromkeys(
+        services, 0
+    ), soak
 
 
 def test_soak_never_twice(soak: dict[str, Any]) -> None:

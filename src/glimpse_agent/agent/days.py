@@ -36,6 +36,9 @@ class DayPlanner:
         # Slots a dry run has "done": kept in memory only, so a dry run never marks a slot of
         # the real plan as done in the ledger (a later real run on the same day still posts).
         self.dry_done: set[str] = set()
+        #: Slots running right now in this process (``SlotRunner``): a plan made meanwhile
+        #: (the midnight one, say) must neither run them again nor call them missed.
+        self.running: set[str] = set()
 
     async def plan_day(self, now: datetime) -> tuple[list[DayPlan], datetime]:
         """The slots still to run of every local day still open (yesterday's overnight window
@@ -43,7 +46,8 @@ class DayPlanner:
         Re-planning is idempotent: the same ids and times come back."""
         days = days_to_plan(self.ctx.persona, now)
         self._forget_days_before(days)
-        opened = await self.ctx.ledger.run(self._open_days, days, now, frozenset(self.dry_done))
+        taken = frozenset(self.dry_done | self.running)
+        opened = await self.ctx.ledger.run(self._open_days, days, now, taken)
         plans = []
         missed: list[str] = []
         for day in opened:
@@ -76,10 +80,11 @@ class DayPlanner:
         return plans, next_local_midnight(self.ctx.persona, now)
 
     def _open_days(
-        self, ledger: Ledger, days: tuple[date, ...], now: datetime, dry_done: frozenset[str]
+        self, ledger: Ledger, days: tuple[date, ...], now: datetime, taken: frozenset[str]
     ) -> list[OpenDay]:
         """Each day planned from the ledger, and its whole plan saved (on the ledger's thread:
-        the recipe asks the quota for one instant per candidate post total)."""
+        the recipe asks the quota for one instant per candidate post total). ``taken``: slots
+        this process has in hand (a dry run's, or running now), planned as done."""
         persona, daemon = self.ctx.persona, self.ctx.config.daemon
         posted = tuple(p.created_at for p in ledger.recent_posts(RECENT_POSTS))
         opened = []
@@ -89,7 +94,7 @@ class DayPlanner:
                 persona,
                 local_day,
                 now=now,
-                done=[*ledger.done_slots(key), *(s for s in dry_done if s.startswith(f"{key}/"))],
+                done=[*ledger.done_slots(key), *(s for s in taken if s.startswith(f"{key}/"))],
                 retries={s: at for s, (at, _) in ledger.planned_retries(key).items()},
                 left_at=lambda t: ledger.remaining_all(t, persona),
                 jitter_minutes=daemon.jitter_minutes,

@@ -20,7 +20,7 @@ from glimpse_agent.agent.kept import KeptImage
 from glimpse_agent.agent.outcome import Outcome
 from glimpse_agent.agent.quota import Quota
 from glimpse_agent.agent.reconcile import CERTAINTY_MARGIN, Reconciler, certain_at
-from glimpse_agent.agent.settle import commit_post
+from glimpse_agent.agent.settle import GENERATION, close_generation, commit_post
 from glimpse_agent.errors import (
     BudgetExceeded,
     GlimpseAgentError,
@@ -40,6 +40,10 @@ from glimpse_agent.writing import CaptionRequest
 IMAGE_RETRY_SECONDS = 20 * 60.0
 #: When Glimpse could not be asked whether an earlier post went out: ask again this much later.
 LOOK_AGAIN_SECONDS = 5 * 60.0
+
+
+#: Glimpse's own generator: the one backend whose images count against its generation limits.
+GLIMPSE = "glimpse"
 
 
 class Poster:
@@ -69,7 +73,7 @@ class Poster:
         # backend than Glimpse's generator (it is skipped while its six a day are spent).
         order = ctx.config.images.order or ()
         needed = ("posts",) if kept is not None else post_buckets(order)
-        avoid = frozenset({"glimpse"}) if left.get("generation", 0) <= 0 else frozenset()
+        avoid = frozenset({GLIMPSE}) if left.get("generation", 0) <= 0 else frozenset()
         if any(left.get(b, 0) <= 0 for b in needed):
             log.info("post_skipped", reason="post or generation quota used up", left=left)
             return Outcome("post", False, "quota used up", retry_after=await self._free_in(needed))
@@ -228,22 +232,29 @@ class Poster:
         self, log: Any, slot_id: str, prompt: str, avoid: frozenset[str]
     ) -> GeneratedImage | Outcome:
         """One image from the router (never from the backends in ``avoid``: their quota is
-        spent), with what the attempt spent written down."""
+        spent), with what the attempt spent written down. When Glimpse's generator may be
+        asked, an intent is written first: a kill while its request is out then still counts
+        the generation (at the next reconcile) instead of losing it."""
         ctx, ledger, clock = self.ctx, self.ctx.ledger, self.ctx.clock
         # Actions are counted at the instant their request went out, which is before the
         # server's X-RateLimit-* answer was seen: counted later, the server's ``remaining``
         # (that already includes the action) would be lowered by it a second time.
         generation_sent = clock.now()
+        intent: str | None = None
+        if GLIMPSE in ctx.router.names and GLIMPSE not in avoid:
+            intent = await ledger.begin_intent(GENERATION, {"slot_id": slot_id}, generation_sent)
         try:
             request = ImageRequest(prompt=prompt, persona=ctx.persona.name, avoid=avoid)
             image = await ctx.router.generate(request)
         except BudgetExceeded as exc:
+            await self._close_generation(intent, [], generation_sent, slot_id)
             log.warning("post_skipped", reason=str(exc))
             await ledger.record_error("post", str(exc), clock.now())
             return Outcome("post", False, str(exc))
         except ServiceError as exc:
             attempts = exc.attempts if isinstance(exc, ImagingFailed) else []
-            blocked_until = await self._note_attempts(attempts, generation_sent, slot_id)
+            await self._close_generation(intent, attempts, generation_sent, slot_id)
+            blocked_until = await self._note_limits(attempts)
             log.error("image_failed", error=str(exc))
             await ledger.record_error("imaging", str(exc), clock.now())
             wait = IMAGE_RETRY_SECONDS if exc.retryable else None
@@ -251,28 +262,32 @@ class Poster:
                 # Never into the block: the next try comes once the server's wait is over.
                 wait = max(wait, (blocked_until - clock.now()).total_seconds())
             return Outcome("post", False, f"image failed: {exc}", retry_after=wait)
-        await self._note_attempts(
-            [a for a in ctx.router.last_attempts if a.outcome != "ok"], generation_sent, slot_id
-        )
-        if image.backend == "glimpse":
-            # Only Glimpse's own generator counts against its generation limits.
-            await ledger.record_action("generation", generation_sent, ref=slot_id)
+        attempts = list(ctx.router.last_attempts)
+        await self._close_generation(intent, attempts, generation_sent, slot_id)
+        await self._note_limits([a for a in attempts if a.outcome != "ok"])
         return image
 
-    async def _note_attempts(
-        self, attempts: list[Attempt], sent: datetime, slot_id: str
-    ) -> datetime | None:
-        """Write down what failed attempts of Glimpse's generator spent or were told: a lost
-        answer counts as a generation (Glimpse may have made and counted it); a 429 blocks the
-        bucket until its reset. Returns until when generation is blocked, if it is."""
+    async def _close_generation(
+        self, intent: str | None, attempts: list[Attempt], sent: datetime, slot_id: str
+    ) -> None:
+        """Close the generation intent: spent if Glimpse's generator made an image or may have
+        (its answer was lost: Glimpse may have made and counted it)."""
+        if intent is None:
+            return
+        spent = any(
+            a.backend == GLIMPSE
+            and (a.outcome in ("ok", "deadline") or isinstance(a.cause, NoAnswer))
+            for a in attempts
+        )
+        await self.ctx.ledger.run(close_generation, intent, spent=spent, at=sent, slot_id=slot_id)
+
+    async def _note_limits(self, attempts: list[Attempt]) -> datetime | None:
+        """Write down what Glimpse's generator said of its limits: a 429 blocks the bucket until
+        its reset. Returns until when generation is blocked, if it is."""
         blocked: datetime | None = None
         for attempt in attempts:
-            if attempt.backend != "glimpse":
-                continue
             cause = attempt.cause
-            if isinstance(cause, NoAnswer) or attempt.outcome == "deadline":
-                await self.ctx.ledger.record_action("generation", sent, ref=slot_id)
-            elif isinstance(cause, RateLimited):
+            if attempt.backend == GLIMPSE and isinstance(cause, RateLimited):
                 await self.quota.note_failure("generation", cause)
                 until = await self._blocked_until(cause.bucket or "generation")
                 if until is not None and (blocked is None or until > blocked):

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from glimpse_agent.agent.context import AgentContext
-from glimpse_agent.agent.settle import commit_post, settle_engagement
+from glimpse_agent.agent.settle import GENERATION, close_generation, commit_post, settle_engagement
 from glimpse_agent.glimpse import Post
 from glimpse_agent.ledger.records import EngagementIntent, Intent, PostIntent
 
@@ -71,6 +71,20 @@ class Reconciler:
             return done
         recent: list[Post] | None = None
         for intent in intents:
+            if intent.kind == GENERATION:
+                # Glimpse's generator was asked and we never heard how it ended: it may have
+                # made (and counted) the image. Count it: one generation too many is a smaller
+                # harm than a 429 against the day's six.
+                slot_id = intent.payload.get("slot_id")
+                await ledger.run(
+                    close_generation,
+                    intent.intent_id,
+                    spent=True,
+                    at=intent.at,
+                    slot_id=slot_id if isinstance(slot_id, str) else None,
+                )
+                done.settled += 1
+                continue
             if intent.kind != "post":
                 # Likes/follows/comments: the server may or may not have them. Count them as
                 # done (spent quota, engaged target) — over-counting one like is harmless, doing

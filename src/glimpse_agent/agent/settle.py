@@ -52,3 +52,21 @@ def settle_engagement(
         if intent.target:
             ledger.mark_engaged(intent.kind, intent.target, at, counterpart=intent.counterpart)
         ledger.settle_intent(intent_id, result)
+
+
+#: The intent kind written before Glimpse's generator may be asked for an image: a kill while
+#: the request is out must not lose the generation the server counted.
+GENERATION = "generation"
+
+
+def close_generation(
+    ledger: Ledger, intent_id: str, *, spent: bool, at: datetime, slot_id: str | None
+) -> None:
+    """One of the day's generations counted (if Glimpse's generator made, or may have made, an
+    image) and the intent closed, in ONE atomic write."""
+    with ledger.transaction():
+        if spent:
+            ledger.record_action("generation", at, ref=slot_id)
+            ledger.settle_intent(intent_id, {"spent": True})
+        else:
+            ledger.abandon_intent(intent_id, "Glimpse's generator made nothing")

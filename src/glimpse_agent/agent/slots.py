@@ -39,6 +39,13 @@ class SlotRunner:
 
     async def run_slot(self, slot: Slot) -> Outcome:
         """Run one planned slot unless it already ran (restart) — then record it as done."""
+        self.days.running.add(slot.slot_id)
+        try:
+            return await self._run_slot(slot)
+        finally:
+            self.days.running.discard(slot.slot_id)
+
+    async def _run_slot(self, slot: Slot) -> Outcome:
         ctx = self.ctx
         log = ctx.log.bind(job=slot.slot_id, action=slot.kind)
         if slot.slot_id in self.days.dry_done or await ctx.ledger.slot_done(slot.slot_id):

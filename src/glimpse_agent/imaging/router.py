@@ -62,6 +62,14 @@ class _Breaker:
     failures: int = 0
     open_until: datetime | None = None
     trial_running: bool = False
+    #: A 429's Retry-After: the backend is not asked again before then (kept across breaker
+    #: resets, since a success elsewhere says nothing about this backend's limit).
+    rest_until: datetime | None = None
+
+
+#: The longest Retry-After an image backend is rested for; a longer one is the service's
+#: mistake or a daily quota, and a day later it is worth asking again.
+MAX_REST = timedelta(days=1)
 
 
 class ImageRouter:
@@ -131,6 +139,11 @@ class ImageRouter:
             if backend.name in request.avoid:
                 self._note(attempts, Attempt(backend.name, "skipped", 0.0, "its quota is spent"))
                 continue
+            rest_until = self._breakers[backend.name].rest_until
+            if rest_until is not None and self.clock.now() < rest_until:
+                why = f"it asked us to wait until {rest_until.isoformat()} (Retry-After)"
+                self._note(attempts, Attempt(backend.name, "skipped", 0.0, why))
+                continue
             if not self._admit(backend.name):
                 self._note(attempts, Attempt(backend.name, "breaker_open"))
                 continue
@@ -189,6 +202,9 @@ class ImageRouter:
             raise
         except Exception as exc:
             self._failed(backend.name)
+            rest = exc.rest(MAX_REST) if isinstance(exc, RateLimited) else None
+            if rest is not None:
+                self._breakers[backend.name].rest_until = self.clock.now() + rest
             outcome: Outcome = outcome_of(exc)
             error = str(exc) or type(exc).__name__
             if isinstance(exc, TimeoutError) and timer.expired():
@@ -242,7 +258,7 @@ class ImageRouter:
         breaker = self._breakers[name]
         if breaker.open_until is not None:
             self.log.info("image.breaker_closed", backend=name)
-        self._breakers[name] = _Breaker()
+        self._breakers[name] = _Breaker(rest_until=breaker.rest_until)
 
     # ------------------------------------------------------------------ check / close
 

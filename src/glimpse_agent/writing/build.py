@@ -283,7 +283,7 @@ def build_writing(
             order=[s.name for s in sources],
             note="a post is skipped when every caption source fails",
         )
-    chain = CaptionChain(sources, safety, log=log)
+    chain = CaptionChain(sources, safety, log=log, clock=clock)
     log.debug("writing.ready", caption_order=chain.order, llm=llm is not None)
     return Writing(
         persona,

@@ -11,9 +11,11 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sequence
+from datetime import datetime, timedelta
 from typing import Any
 
-from glimpse_agent.errors import Rejected, ServiceError
+from glimpse_agent.clock import Clock, SystemClock
+from glimpse_agent.errors import RateLimited, Rejected, ServiceError
 from glimpse_agent.writing.base import Caption, CaptionRequest, CaptionSource, GlimpseHelpers
 from glimpse_agent.writing.safety import HASHTAG, SafetyFilter, produce_safe
 from glimpse_agent.writing.templates import Templates
@@ -65,13 +67,28 @@ def with_hashtags(text: str, wanted: Sequence[str], max_hashtags: int) -> str:
     return f"{text.rstrip()}\n\n{' '.join(missing)}" if missing else text
 
 
-class CaptionChain:
-    """Captions from the first source that works, checked by the safety filter."""
+#: The longest Retry-After a caption source is rested for (a longer one is a mistake or a
+#: daily quota: a day later it is worth asking again).
+MAX_REST = timedelta(days=1)
 
-    def __init__(self, sources: Sequence[CaptionSource], safety: SafetyFilter, *, log: Any) -> None:
+
+class CaptionChain:
+    """Captions from the first source that works, checked by the safety filter. A source that
+    answered 429 with a Retry-After is not asked again before that time."""
+
+    def __init__(
+        self,
+        sources: Sequence[CaptionSource],
+        safety: SafetyFilter,
+        *,
+        log: Any,
+        clock: Clock | None = None,
+    ) -> None:
         self.sources = list(sources)
         self.safety = safety
         self.log = log
+        self.clock = clock or SystemClock()
+        self._rest_until: dict[str, datetime] = {}
 
     @property
     def order(self) -> list[str]:
@@ -106,9 +123,18 @@ class CaptionChain:
     ) -> tuple[int, str] | None:
         for index in range(start, len(self.sources)):
             source = self.sources[index]
+            rest_until = self._rest_until.get(source.name)
+            if rest_until is not None and self.clock.now() < rest_until:
+                self.log.info(
+                    "caption.source_resting", source=source.name, until=rest_until.isoformat()
+                )
+                continue
             try:
                 text = await source.write_caption(request, attempt)
             except ServiceError as exc:
+                rest = exc.rest(MAX_REST) if isinstance(exc, RateLimited) else None
+                if rest is not None:
+                    self._rest_until[source.name] = self.clock.now() + rest
                 level = "error" if isinstance(exc, Rejected) else "warning"
                 getattr(self.log, level)(
                     "caption.source_failed",
