@@ -403,9 +403,13 @@ def verdict(
         "duplicate_follows": repeats.get("already_following", 0),
         "duplicate_comments": sum(n - 1 for n in comments_per_post.values() if n > 1),
         "limit_breaches": stats.rate_limited_count(me),
+        "limit_breaches_by_bucket": {b: n for (w, b), n in stats.rate_limited.items() if w == me},
         "retry_after_violations": sum(
             n for (who, _), n in stats.retry_after_violations.items() if who == me
         ),
+        "retry_after_violations_by_bucket": {
+            b: n for (w, b), n in stats.retry_after_violations.items() if w == me
+        },
         "faults_served": dict(world.faults.served_by_kind),
         "tracebacks": stderr.count("Traceback (most recent call last)"),
         "events": {
