@@ -78,6 +78,7 @@ class Services:
                 },
                 "viewcomfy": {
                     "url": self.url("viewcomfy"),
+                    "api_url": self.url("viewcomfy"),
                     "client_id": viewcomfy_app.CLIENT_ID,
                     "client_secret": viewcomfy_app.CLIENT_SECRET,
                     "timeout": 5,
@@ -411,3 +412,38 @@ def test_an_llm_server_without_a_model_list_gets_a_one_token_chat(
         code, out, err = run_check(write_config(tmp_path, raw), capsys)
     assert code == 0, out + err
     assert [call.model for call in state.calls] == ["local-model"]
+
+
+def test_a_retired_model_is_a_warning_that_does_not_fail(
+    services: Services,
+    glimpse: GlimpseSandbox,
+    verified_key: str,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """Glimpse's "openai" provider is documented as DALL-E 3, retired in May 2026: its line
+    reads "warn" and says so, the others stay ok, and check still exits 0."""
+    raw = services.config(glimpse, verified_key)
+    raw["images"]["glimpse"]["provider"] = "openai"
+    code, out, err = run_check(write_config(tmp_path, raw), capsys)
+    assert code == 0, out + err
+    line = line_of(out, "images.glimpse")
+    assert line.startswith("warn") and "dall-e-3" in line and "retired in May 2026" in line
+    others = [ln for ln in out.splitlines()[:-1] if "images.glimpse" not in ln]
+    assert all(ln.startswith("ok") for ln in others), out
+    assert out.splitlines()[-1] == "all 12 checks passed (1 with warnings: images.glimpse)"
+
+
+def test_viewcomfy_line_says_how_the_credentials_were_proved(
+    services: Services,
+    glimpse: GlimpseSandbox,
+    verified_key: str,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """A passing ViewComfy line names the host its credentials were verified with."""
+    raw = services.config(glimpse, verified_key)
+    code, out, _ = run_check(write_config(tmp_path, raw), capsys)
+    assert code == 0
+    line = line_of(out, "images.viewcomfy")
+    assert line.startswith("ok") and "credentials verified with 127.0.0.1" in line, line

@@ -80,6 +80,7 @@ class Emulators:
             },
             "viewcomfy": {
                 "url": vc,
+                "api_url": vc,
                 "client_id": viewcomfy_app.CLIENT_ID,
                 "client_secret": viewcomfy_app.CLIENT_SECRET,
                 "timeout": 5,

@@ -42,6 +42,7 @@ class VC:
     def section(self, **overrides: Any) -> ViewComfySection:
         values: dict[str, Any] = {
             "url": self.url,
+            "api_url": self.url,  # the emulator serves ViewComfy's API too
             "client_id": CLIENT_ID,
             "client_secret": CLIENT_SECRET,
             "timeout": 5,
@@ -266,7 +267,8 @@ async def test_emulator_refuses_empty_params_and_labels(vc: VC, http: httpx.Asyn
 async def test_check_probes_the_deployment(
     vc: VC, http: httpx.AsyncClient, clock: SimulatedClock
 ) -> None:
-    """check() passes when the URL answers (even 405 to a GET), fails on refused credentials."""
+    """check() passes when the URL answers (405 to a GET, before any auth) and ViewComfy's
+    API accepts the credentials; it fails on refused credentials."""
     await backend(vc, http, clock).check()
     with pytest.raises(Unauthorized):
         await backend(vc, http, clock, client_id="someone-else").check()
@@ -324,7 +326,7 @@ async def test_no_image_output_is_a_bad_response(
     """A result whose outputs hold no image (e.g. only a video) is a BadResponse."""
     b = backend(vc, http, clock)
     with pytest.raises(BadResponse, match="no image"):
-        b._image_from(
+        await b._image_from(
             {
                 "status": "success",
                 "outputs": [
@@ -333,7 +335,7 @@ async def test_no_image_output_is_a_bad_response(
             }
         )
     with pytest.raises(BadResponse, match="no outputs"):
-        b._image_from({"status": "success", "outputs": []})
+        await b._image_from({"status": "success", "outputs": []})
 
 
 def test_params_command_through_the_cli(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -36,6 +36,7 @@ from glimpse_agent.errors import (
 )
 from glimpse_agent.glimpse import GlimpseClient
 from glimpse_agent.imaging import build_router
+from glimpse_agent.imaging.retired import retired_model_warnings
 from glimpse_agent.redaction import scrub
 from glimpse_agent.writing import build_writing
 
@@ -50,6 +51,8 @@ class CheckResult:
     item: str
     detail: str = ""
     error: str | None = None
+    #: Usable, but something the user should know (a model known to be retired).
+    warning: str | None = None
 
     @property
     def ok(self) -> bool:
@@ -162,7 +165,9 @@ def describe(config: AgentConfig, item: str) -> str:
     if item == "images.glif" and images.glif is not None:
         return f"glif {images.glif.glif_id}"
     if item == "images.viewcomfy" and images.viewcomfy is not None:
-        return images.viewcomfy.url
+        vc = images.viewcomfy
+        via = " through ViewComfy's workflow API" if vc.api == "workflow" else ""
+        return f"{vc.url}{via} (credentials verified with {httpx.URL(vc.api_url).host})"
     if item == "images.glimpse" and images.glimpse is not None:
         # Reading the settings proves the Glimpse key; only a generation would prove the
         # provider key, and it would spend one of the day's six.
@@ -285,9 +290,13 @@ async def run_checks(
     results += [_line(config, _label(name), err) for name, err in caption_results.items()]
     if not glimpse.ok:
         results = [_depends_on_glimpse(r) for r in results]
+    warnings = retired_model_warnings(config.images)
     return [
         CheckResult(
-            r.item, one_line(r.detail, secrets), None if r.ok else one_line(r.error or "", secrets)
+            r.item,
+            one_line(r.detail, secrets),
+            None if r.ok else one_line(r.error or "", secrets),
+            warning=one_line(warnings[r.item], secrets) if r.item in warnings else None,
         )
         for r in results
     ]
@@ -304,19 +313,24 @@ def _depends_on_glimpse(result: CheckResult) -> CheckResult:
 
 
 def render(results: Sequence[CheckResult], *, config: str = "") -> list[str]:
-    """The report lines: ``ok      glimpse      aurora (verified)``, then a summary."""
+    """The report lines: ``ok      glimpse      aurora (verified)``, then a summary. A usable
+    item with a warning reads ``warn``, its warning after its detail; warnings do not fail."""
     width = max([13, *(len(r.item) + 2 for r in results)])
     lines = []
     for r in results:
-        status = "ok" if r.ok else "FAILED"
+        status = "FAILED" if not r.ok else "warn" if r.warning else "ok"
         text = r.detail if r.ok else (r.error or "")
+        if r.warning:
+            text = f"{text}; warning: {r.warning}" if text else f"warning: {r.warning}"
         lines.append(f"{status:<8}{r.item:<{width}}{text}".rstrip())
     failed = [r.item for r in results if not r.ok]
+    warned = [r.item for r in results if r.ok and r.warning]
     where = f" for {config}" if config else ""
     if failed:
         lines.append(f"{len(failed)} of {len(results)} checks failed{where}: {', '.join(failed)}")
     else:
-        lines.append(f"all {len(results)} checks passed{where}")
+        note = f" ({len(warned)} with warnings: {', '.join(warned)})" if warned else ""
+        lines.append(f"all {len(results)} checks passed{where}{note}")
     return lines
 
 

@@ -69,6 +69,8 @@ class GlifSection(_Section):
 
 
 class ViewComfySection(_Section):
+    # The deployment's endpoint URL, as the dashboard shows it. With api = "deployment" (the
+    # first generation) we post to it; with api = "workflow" ViewComfy's API does, on our behalf.
     url: Url
     client_id: SecretStr
     client_secret: SecretStr
@@ -78,6 +80,11 @@ class ViewComfySection(_Section):
     logs: bool = False
     timeout: Seconds = 2400.0
     cost_usd: Cost | None = None
+    api: Literal["deployment", "workflow"] = "deployment"
+    # ViewComfy's own API: the workflow generation's submit and poll, and (either generation)
+    # the free call `check` proves the credentials with.
+    api_url: Url = "https://api.viewcomfy.com"
+    poll_seconds: Annotated[float, Field(gt=0, le=600)] = 5.0
 
 
 class GlimpseImagesSection(_Section):

@@ -6,6 +6,9 @@
   stored) would go to whatever host the ``Location`` names. Same-origin redirects (and http ->
   https on the same host) are followed as the client allows; any other is refused, unless the
   request is ``public`` (it carries no credential: an image download sent on to a CDN).
+- A ``result_chain`` request (a long run on a host that answers "303 See Other, ask again
+  here" each time its web timeout passes, as Modal does for ViewComfy deployments every
+  150 s) follows same-origin 303s for as long as its deadline allows, not ``MAX_REDIRECTS``.
 - Bodies are read with a size cap: a server streaming gigabytes must not fill the memory.
 - Every request has a deadline, the whole of it: connecting, sending, and every chunk of the
   answer, also when the caller reads a streamed answer itself. ``httpx``'s timeouts limit each
@@ -26,6 +29,9 @@ from glimpse_agent.errors import BadResponse, NoAnswer, Rejected
 from glimpse_agent.http.errors import timed_out
 
 MAX_REDIRECTS = 10
+#: A result chain's hops are bounded by its deadline; this only stops a server that answers
+#: 303 at once, again and again, from being asked thousands of times a second.
+MAX_RESULT_HOPS = 1000
 # JSON answers (Glimpse, Glif, Langflow) are kilobytes; ViewComfy's carry base64 images.
 MAX_BODY_BYTES = 128 * 1024 * 1024
 #: A request's whole deadline is this many times its longest ``httpx`` timeout: a slow connect
@@ -108,6 +114,7 @@ async def send(
     service: str,
     stream: bool = False,
     public: bool = False,
+    result_chain: bool = False,
     max_bytes: int = MAX_BODY_BYTES,
     deadline: float | None = None,
     where: str = "",
@@ -116,7 +123,8 @@ async def send(
     """``http.request(method, url, **kwargs)`` with the guards above. With ``stream`` the body
     is left unread (read it with ``read_capped``; close the response); the deadline still runs
     while it is read. ``public``: the request carries no credential, so redirects may lead to
-    any host. ``deadline``: seconds for the whole request (default: ``deadline_for`` the
+    any host. ``result_chain``: same-origin 303s are followed until the deadline (see
+    above). ``deadline``: seconds for the whole request (default: ``deadline_for`` the
     request's or the client's timeout); ``where`` names the request in its ``NoAnswer``.
     ``httpx`` errors pass through for the caller to translate (``errors.transport_errors``); a
     refused redirect, an oversized body or a passed deadline raises ours."""
@@ -133,6 +141,7 @@ async def send(
                 service=service,
                 stream=stream,
                 public=public,
+                result_chain=result_chain,
                 max_bytes=max_bytes,
                 deadline=(when, where, deadline),
                 **kwargs,
@@ -151,6 +160,7 @@ async def _send(
     service: str,
     stream: bool,
     public: bool,
+    result_chain: bool,
     max_bytes: int,
     deadline: tuple[float, str, float],
     **kwargs: Any,
@@ -158,7 +168,8 @@ async def _send(
     when, where, seconds = deadline
     request = http.build_request(method, url, **kwargs)
     start = request.url
-    for _ in range(MAX_REDIRECTS + 1):
+    redirects = hops = 0
+    while True:
         response = await http.send(request, follow_redirects=False, stream=True)
         if isinstance(response.stream, httpx.AsyncByteStream):
             response.stream = _Deadlined(
@@ -182,8 +193,21 @@ async def _send(
                 service=service,
                 status=response.status_code,
             )
+        if (
+            result_chain
+            and response.status_code == 303
+            and _origin(start) == _origin(following.url)
+        ):
+            hops += 1
+            if hops > MAX_RESULT_HOPS:
+                raise Rejected(
+                    f"{method}: more than {MAX_RESULT_HOPS} result redirects", service=service
+                )
+        else:
+            redirects += 1
+            if redirects > MAX_REDIRECTS:
+                raise Rejected(f"{method}: more than {MAX_REDIRECTS} redirects", service=service)
         request = following
-    raise Rejected(f"{method}: more than {MAX_REDIRECTS} redirects", service=service)
 
 
 async def read_capped(

@@ -31,6 +31,15 @@ _CONTENT_WORDS = re.compile(
 )
 
 
+class RunFailed(Unavailable):
+    """The service took the request and the run itself failed (out of GPU memory, a node
+    error, a failure in words we do not know). Another backend may well do better, so the
+    router moves on; the same run here would most likely fail the same way (and may cost
+    again), so it is not retried on this backend."""
+
+    retryable = False
+
+
 @dataclass(frozen=True)
 class RetryPolicy:
     """How often one backend tries the same request. The chain's deadline still applies."""

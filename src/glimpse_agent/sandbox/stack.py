@@ -96,6 +96,7 @@ class SandboxStack(Startable):
             },
             "viewcomfy": {
                 "url": self.url("viewcomfy"),
+                "api_url": self.url("viewcomfy"),
                 "client_id": viewcomfy_app.CLIENT_ID,
                 "client_secret": viewcomfy_app.CLIENT_SECRET,
                 "logs": True,

@@ -2,9 +2,13 @@
 of the glif's blocks against the models Glif forbids API users to run.
 
 What Glif says, and what we make of it:
-- HTTP 200 with ``{"error": ...}`` is a failure. It is the prompt's failure (``ContentRejected``,
-  never retried) unless the text says otherwise (rate limit, credits, auth, unknown glif,
-  inputs that do not fit the glif).
+- HTTP 200 with ``{"error": ...}`` is a failure (Glif's docs: "for legacy reasons the Simple
+  API always returns 200 OK"). Glif publishes no list of its error texts (``glifxyz/api-docs``
+  and ``glifxyz/glif-mcp-server`` pass them through as they come), so we read the words, and
+  when unsure we say "this backend failed, try the next" (``RunFailed``), never "the prompt
+  was refused" (``ContentRejected`` stops the whole chain): only safety words refuse a prompt.
+  Credits are a credit word next to a credit noun, not "out of" alone ("CUDA out of memory"
+  is a GPU failure).
 - Any non-2xx status is a failure too; transport errors, 5xx and 429 are retried a few times.
 - The image is ``outputFull`` (``type == "IMAGE"``: ``value``, ``width``, ``height``), else the
   ``output`` URL.
@@ -35,7 +39,13 @@ from glimpse_agent.errors import (
 from glimpse_agent.http import safe as safe_http
 from glimpse_agent.http.errors import error_for_response, short_detail, transport_errors
 from glimpse_agent.imaging import costs
-from glimpse_agent.imaging._http import RetryPolicy, as_content_refusal, with_retries
+from glimpse_agent.imaging._http import (
+    RetryPolicy,
+    RunFailed,
+    as_content_refusal,
+    looks_like_content_refusal,
+    with_retries,
+)
 from glimpse_agent.imaging.base import GeneratedImage, ImageRequest
 from glimpse_agent.logs import get_logger
 
@@ -54,10 +64,13 @@ FORBIDDEN_MODELS: dict[str, re.Pattern[str]] = {
     "Flux Pro": re.compile(rf"flux{_SEP}(?:v?\d+(?:{_SEP}\d+)?{_SEP})?pro(?![a-z])", re.IGNORECASE),
     "Flux Dev": re.compile(rf"flux{_SEP}(?:v?\d+(?:{_SEP}\d+)?{_SEP})?dev(?![a-z])", re.IGNORECASE),
 }
-_RATE_WORDS = re.compile(r"rate.?limit|too many|slow down", re.IGNORECASE)
-_CREDIT_WORDS = re.compile(r"credit|quota|insufficient|out of", re.IGNORECASE)
+_RATE_WORDS = re.compile(r"rate.?limit|too many requests|slow down", re.IGNORECASE)
+_CREDIT_WORDS = re.compile(
+    r"credits?\b|quota|insufficient (?:funds|balance)|(?:out of|no|not enough) (?:credits|balance)",
+    re.IGNORECASE,
+)
 _AUTH_WORDS = re.compile(r"unauthori[sz]ed|invalid token|api token|forbidden", re.IGNORECASE)
-_MISSING_WORDS = re.compile(r"not found|no such glif|unknown glif", re.IGNORECASE)
+_MISSING_WORDS = re.compile(r"glif not found|no such glif|unknown glif", re.IGNORECASE)
 # The request's inputs do not fit the glif (strict mode, a wrong block name): configuration.
 _INPUT_WORDS = re.compile(
     r"missing input|unknown input|too many inputs|inputs? must|required input|strict mode",
@@ -104,8 +117,12 @@ def input_names(nodes: list[dict[str, Any]]) -> list[str]:
 
 
 def classify_error_text(message: str) -> ServiceError:
-    """Our error for Glif's HTTP-200 ``error`` field."""
+    """Our error for Glif's HTTP-200 ``error`` field. Safety words refuse the prompt; rate,
+    credits, auth and configuration words say so; anything else (a GPU out of memory, a node
+    failure, a strict-input complaint in words we do not know) is this backend failing."""
     text = short_detail(message)
+    if looks_like_content_refusal(message):
+        return ContentRejected(text, service=SERVICE, status=None)
     if _RATE_WORDS.search(message):
         return RateLimited(text, service=SERVICE, status=None)
     if _CREDIT_WORDS.search(message):
@@ -114,7 +131,7 @@ def classify_error_text(message: str) -> ServiceError:
         return Unauthorized(text, service=SERVICE, status=None)
     if _MISSING_WORDS.search(message) or _INPUT_WORDS.search(message):
         return Rejected(text, service=SERVICE, status=None)
-    return ContentRejected(text, service=SERVICE, status=None)
+    return RunFailed(text, service=SERVICE, status=None)
 
 
 class GlifBackend:

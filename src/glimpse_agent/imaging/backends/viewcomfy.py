@@ -1,10 +1,18 @@
-"""ViewComfy (first-generation API): one deployment URL, two calls.
+"""ViewComfy, in both generations of its API (``[images.viewcomfy] api``).
+
+``api = "deployment"`` (the default, the first generation): one deployment URL, two calls.
 
 - ``infer``: form POST (``params`` JSON string, ``logs=false``, ``workflow_api``), answered
-  by HTTP 201 with ``{prompt_id, status, completed, execution_time_seconds, prompt, outputs}``,
-  outputs as base64.
+  by HTTP 201 with ``{prompt_id, status, completed, execution_time_seconds, prompt, outputs}``.
 - ``infer_with_logs``: the same POST with ``logs=true``, answered by an SSE stream of
   ``log_message`` / ``error`` events and one final ``prompt_result`` carrying that same JSON.
+- A run that outlives the deployment's web timeout (150 s on Modal) is answered "303 See
+  Other" to a result URL on the same host, again and again until it ends: we follow that
+  chain for as long as ``timeout`` allows, never to another host.
+
+``api = "workflow"``: through ViewComfy's own API, submit then poll
+(``viewcomfy_workflow``). Outputs come inline (``data``) or as links (``filepath``), fetched
+without our credentials (``viewcomfy_outputs``).
 
 Auth is two literal headers, ``client_id`` and ``client_secret``. Without files the form is
 ``application/x-www-form-urlencoded``, with files ``multipart/form-data``. Runs can take minutes
@@ -13,8 +21,6 @@ Auth is two literal headers, ``client_id`` and ``client_secret``. Without files 
 
 from __future__ import annotations
 
-import base64
-import binascii
 import json
 import re
 import time
@@ -25,13 +31,15 @@ import httpx
 
 from glimpse_agent.clock import Clock
 from glimpse_agent.config import ViewComfySection
-from glimpse_agent.errors import BadResponse, ConfigError, NoAnswer, Problem, Unavailable
+from glimpse_agent.errors import BadResponse, ConfigError, NoAnswer, Problem
 from glimpse_agent.http import safe as safe_http
 from glimpse_agent.http.errors import error_for_response, short_detail, transport_errors
 from glimpse_agent.imaging import costs
 from glimpse_agent.imaging._http import RetryPolicy, as_content_refusal, with_retries
+from glimpse_agent.imaging.backends.viewcomfy_outputs import image_from
+from glimpse_agent.imaging.backends.viewcomfy_workflow import WorkflowAPI
 from glimpse_agent.imaging.base import GeneratedImage, ImageRequest, ProgressCallback
-from glimpse_agent.imaging.prepare import image_size, sniff_mime
+from glimpse_agent.imaging.prepare import image_size
 from glimpse_agent.logs import get_logger
 
 SERVICE = "viewcomfy"
@@ -96,6 +104,9 @@ class ViewComfyBackend:
         self.retry = retry
         self.log = get_logger("glimpse_agent.imaging.backends.viewcomfy")
         self._workflow_api = self._load_workflow()
+        self.workflow = WorkflowAPI(
+            section, http=http, clock=clock, headers=self._headers, retry=retry, log=self.log
+        )
 
     def _load_workflow(self) -> str:
         path = self.section.workflow_api
@@ -137,15 +148,19 @@ class ViewComfyBackend:
 
     async def generate(self, request: ImageRequest) -> GeneratedImage:
         started = time.perf_counter()
-        result = await with_retries(
-            lambda: self.run(self.params_for(request)),
-            policy=self.retry,
-            sleep=self.clock.sleep,
-            log=self.log,
-            backend=self.name,
-        )
+        params = self.params_for(request)
+        if self.section.api == "workflow":
+            result = await self.run(params)  # submit retries itself; polls outlast failures
+        else:
+            result = await with_retries(
+                lambda: self.run(params),
+                policy=self.retry,
+                sleep=self.clock.sleep,
+                log=self.log,
+                backend=self.name,
+            )
         done = time.perf_counter()
-        data, mime = self._image_from(result)
+        data, mime = await self._image_from(result)
         size = image_size(data)
         timings = {"request": done - started, "total": time.perf_counter() - started}
         if isinstance(result.get("execution_time_seconds"), int | float):
@@ -162,15 +177,27 @@ class ViewComfyBackend:
             timings=timings,
         )
 
+    async def _image_from(self, result: Mapping[str, Any]) -> tuple[bytes, str]:
+        return await image_from(result, http=self.http, clock=self.clock, log=self.log)
+
     async def run(
         self, params: Mapping[str, Any], files: FileParts | None = None
     ) -> dict[str, Any]:
-        """One ``infer`` (or ``infer_with_logs`` when ``logs`` is on): the prompt result."""
+        """One run with ``params`` (and file parts), in the configured generation: the prompt
+        result (snake_case keys either way)."""
         form = {
             "params": json.dumps(dict(params)),
             "logs": "true" if self.section.logs else "false",
             "workflow_api": self._workflow_api,
         }
+        if self.section.api == "workflow":
+            return await self.workflow.run(form, files)
+        return await self._run_deployment(form, files)
+
+    async def _run_deployment(
+        self, form: Mapping[str, str], files: FileParts | None
+    ) -> dict[str, Any]:
+        """One ``infer`` (or ``infer_with_logs`` when ``logs`` is on): the prompt result."""
         parts = [(key, part) for key, part in (files or {}).items()] or None
         timeout = httpx.Timeout(self.section.timeout, connect=30.0)
         with transport_errors(SERVICE, secrets=self._headers().values()):
@@ -180,7 +207,9 @@ class ViewComfyBackend:
                 self.section.url,
                 service=SERVICE,
                 stream=self.section.logs,
-                data=form,
+                # A long run is answered 303 to its result URL, again and again.
+                result_chain=True,
+                data=dict(form),
                 files=parts,
                 headers=self._headers(),
                 timeout=timeout,
@@ -238,40 +267,21 @@ class ViewComfyBackend:
                 last = percent
         raise NoAnswer("the log stream ended without a prompt_result", service=SERVICE)
 
-    def _image_from(self, result: Mapping[str, Any]) -> tuple[bytes, str]:
-        if result.get("status") == "error":
-            # The run itself failed (missing model, out of memory...): not retried here, the
-            # same run would most likely fail the same way; the router may try another backend.
-            raise Unavailable("the workflow failed on the server", service=SERVICE)
-        outputs = result.get("outputs")
-        if not isinstance(outputs, list) or not outputs:
-            raise BadResponse("the run finished with no outputs", service=SERVICE)
-        for output in outputs:
-            if not isinstance(output, dict):
-                continue
-            declared = str(output.get("content_type", ""))
-            if declared and not declared.startswith("image/"):
-                continue
-            try:
-                data = base64.b64decode(str(output.get("data", "")), validate=True)
-            except binascii.Error as exc:
-                raise BadResponse("an output is not valid base64", service=SERVICE) from exc
-            mime = sniff_mime(data)
-            if mime is not None:
-                return data, mime
-        raise BadResponse("the run produced no image output", service=SERVICE)
-
     async def check(self) -> None:
-        """The deployment answers and does not refuse our credentials. (ViewComfy has no free
-        call that proves credentials: a real run would be billed.)"""
-        with transport_errors(SERVICE, secrets=self._headers().values()):
-            response = await safe_http.send(
-                self.http,
-                "GET",
-                self.section.url,
-                service=SERVICE,
-                headers=self._headers(),
-                timeout=httpx.Timeout(60.0, connect=30.0),
-            )
-        if response.status_code in (401, 403) or response.status_code >= 500:
-            raise as_content_refusal(error_for_response(response, service=SERVICE))
+        """The credentials are accepted, proved by a free call to ViewComfy's API (listing a
+        prompt id that cannot exist), and with ``api = "deployment"`` the deployment URL
+        answers. A deployment itself cannot prove them: FastAPI answers a GET on its POST
+        route with 405 before any auth, and only a (billed) run checks them."""
+        if self.section.api == "deployment":
+            with transport_errors(SERVICE, secrets=self._headers().values()):
+                response = await safe_http.send(
+                    self.http,
+                    "GET",
+                    self.section.url,
+                    service=SERVICE,
+                    headers=self._headers(),
+                    timeout=httpx.Timeout(60.0, connect=30.0),
+                )
+            if response.status_code in (401, 403, 404) or response.status_code >= 500:
+                raise as_content_refusal(error_for_response(response, service=SERVICE))
+        await self.workflow.verify_credentials()

@@ -25,8 +25,21 @@ from glimpse_agent.sandbox.images.pictures import png_for
 
 TOKEN = "glif-test-token-0001"
 IMAGE_SIZE = 512
+#: Failure texts a run can answer (HTTP 200 with ``{"error": text}``), each armed as a fault by
+#: its name: ``faults.arm("cuda_oom")``. Glif publishes no list of its error texts; these are
+#: what a ComfyUI-backed glif, Glif's limits and its strict mode plausibly say, worded so that
+#: a classifier keyed to one phrase (``"out of"``, ``"missing input"``) can be caught out.
+FAILURE_TEXTS = {
+    "cuda_oom": "CUDA out of memory. Tried to allocate 2.00 GiB (GPU 0; 23.69 GiB total "
+    "capacity; 21.02 GiB already allocated)",
+    "node_failure": "Error running ComfyBlock: KSampler: expected scalar type Half but found Float",
+    "strict_unknown": "Input validation failed: 1 of 2 required values were not provided",
+    "out_of_credits": "You are out of credits. Buy more at https://glif.app/pricing",
+    "rate_limited": "Too many requests: please slow down",
+    "nsfw": "NSFW content detected in the output. Try a different prompt.",
+}
 # Faults a run can take; "metadata" faults (a status code) hit GET /api/glifs instead.
-RUN_FAULTS = frozenset({"status", "hang", "error_200", "cut"})
+RUN_FAULTS = frozenset({"status", "hang", "error_200", "cut", *FAILURE_TEXTS})
 
 
 def _text_input(name: str, default: str) -> dict[str, Any]:
@@ -238,6 +251,8 @@ def create_glif_app(state: GlifState | None = None) -> Starlette:
         fault = st.faults.take(RUN_FAULTS)
         if fault is not None and fault.kind == "error_200":
             return _fail(glif_id, fault.message)
+        if fault is not None and fault.kind in FAILURE_TEXTS:
+            return _fail(glif_id, FAILURE_TEXTS[fault.kind])
         response = await generic_response(fault, st.faults)
         if response is not None:
             return response
