@@ -181,6 +181,7 @@ class Services:
             },
             "viewcomfy": {
                 "url": self.url("viewcomfy"),
+                "api_url": self.url("viewcomfy"),
                 "client_id": viewcomfy_app.CLIENT_ID,
                 "client_secret": viewcomfy_app.CLIENT_SECRET,
                 "timeout": timeout,
