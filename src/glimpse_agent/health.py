@@ -6,7 +6,7 @@ Unhealthy, in the order checked:
 - no heartbeat: the daemon is not running (or has not written one yet);
 - "stopped": the daemon ended;
 - "stuck": an action outlived its deadline and its cancellation;
-- stale: the loop has shown no progress for ``STALE_AFTER`` (or the patience, if shorter);
+- stale: the loop has shown no progress for ``STALE_AFTER`` (it writes every 30 s);
 - start-up has waited for the state directory longer than the patience;
 - Glimpse has been unreachable longer than the patience;
 - every action has failed for longer than the patience ("nothing could be done").
@@ -52,8 +52,7 @@ def judge(beat: Heartbeat | None, now: datetime, patience: timedelta = DEFAULT_P
             "the watchdog is no longer fed",
             since,
         )
-    stale = min(STALE_AFTER, patience)
-    if now - beat.at > stale:
+    if now - beat.at > STALE_AFTER:
         return Verdict(
             False,
             f"no progress for {_span(now - beat.at)} (last at {_at(beat.at)}): the loop has "

@@ -393,6 +393,8 @@ class Daemon:
         (whose ``at`` then stops advancing). A change of the vitals rewrites the file at once."""
         was = "starting"
         while True:
+            # Cleared before the beat is made: a change while it is written wakes the next turn.
+            self._wake.clear()
             state, action, since = self.health
             now = self.clock.now()
             if state != "stuck":
@@ -417,7 +419,6 @@ class Daemon:
             except OSError as exc:
                 # Identical repeats (a disk that stays full) are rate-limited by the logger.
                 self.log.warning("heartbeat_file_failed", error=str(exc))
-            self._wake.clear()
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), self.alive_every)
 
