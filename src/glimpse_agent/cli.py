@@ -324,14 +324,14 @@ def main(argv: Sequence[str] | None = None) -> int:
             _say_fatal(str(denied), EXIT_STATE, "state_permission")
             return _failed(as_json, EXIT_STATE, "state_permission", [str(denied)])
         if exc.errno not in _MACHINE_ERRNOS:
-            return _crashed(exc)
+            return _crashed(fatal_as_json, exc)
         # A write our own code did not expect to fail (a cache, a report): the same machine
         # fault as a full or read-only state directory, and it may pass the same way.
         text = f"{exc.strerror or exc}" + (f": {exc.filename}" if exc.filename else "")
         _say_fatal(f"{text} (is the disk full or read-only?)", EXIT_UNWRITABLE, "machine")
         return _failed(as_json, EXIT_UNWRITABLE, "machine", [text])
     except Exception as exc:
-        return _crashed(exc)
+        return _crashed(fatal_as_json, exc)
 
 
 _OWNER_FIX = (
@@ -373,12 +373,12 @@ def _tell_fatal(
         print(f"  {redact(problem)}", file=sys.stderr)
 
 
-def _crashed(exc: BaseException) -> int:
-    """A bug: on a terminal the traceback as Python prints it; in JSON logs, one JSON line
+def _crashed(as_json: bool, exc: BaseException) -> int:
+    """A bug: the traceback as Python prints it; in the daemon's JSON logs, one JSON line
     carrying it (``exception``), exit 1."""
     from glimpse_agent.logs import get_logger, json_lines_enabled
 
-    if not json_lines_enabled():
+    if not (as_json and json_lines_enabled()):
         raise exc
     get_logger("glimpse_agent.cli").critical(
         "fatal",
