@@ -261,8 +261,9 @@ def _patient_daemon(agent: ScriptedAgent, tmp: Path, backoff: tuple[float, ...])
 async def test_an_unreachable_glimpse_at_start_is_waited_for_not_exited_on(
     tmp_path: Path,
 ) -> None:
-    """Glimpse down at start: the daemon tries again after each wait, asks systemd for more
-    start time meanwhile, says READY only once start-up worked, then runs its slots."""
+    """Glimpse down at start: the daemon says READY first (config and state are sound, so
+    `systemctl start` returns), then tries Glimpse again after each wait while ready, saying so
+    in STATUS= (no start-up timeout is left to extend), then runs its slots."""
     down = Unavailable("cannot reach Glimpse", service="glimpse")
     agent = FlakyStartAgent(_slots(0.0), down, failures=2)
     daemon = _patient_daemon(agent, tmp_path, (0.01,))
@@ -278,14 +279,17 @@ async def test_an_unreachable_glimpse_at_start_is_waited_for_not_exited_on(
     retries = [e for e in logs if e["event"] == "startup_retry"]
     assert [e["attempt"] for e in retries] == [1, 2]
     sent = daemon.notifier.sent  # type: ignore[attr-defined]
-    extends = [i for i, m in enumerate(sent) if m.startswith("EXTEND_TIMEOUT_USEC=")]
-    assert len(extends) == 2 and sent.index("READY=1") > max(extends)
-    assert any(m.startswith("STATUS=waiting for Glimpse (attempt 2") for m in sent)
+    waits = [i for i, m in enumerate(sent) if m.startswith("STATUS=waiting for Glimpse")]
+    assert len(waits) == 2 and sent.index("READY=1") < min(waits)
+    assert not any(m.startswith("EXTEND_TIMEOUT_USEC=") for m in sent)
+    assert sent[waits[1]].startswith("STATUS=waiting for Glimpse (attempt 2")
+    assert sent.index("STATUS=running") > max(waits)
     assert (tmp_path / "heartbeat").is_file()  # alive while it waited
 
 
 async def test_a_stop_during_the_start_up_wait_exits_at_once(tmp_path: Path) -> None:
-    """SIGTERM while start-up waits for Glimpse: exit 0 now, never READY, always STOPPING."""
+    """SIGTERM while start-up waits for Glimpse: exit 0 now, STOPPING last (READY came
+    before, once the state was sound)."""
     agent = FlakyStartAgent([], Unavailable("503", service="glimpse"), failures=None)
     daemon = _patient_daemon(agent, tmp_path, (60.0,))
     task = asyncio.create_task(daemon.run())
@@ -296,17 +300,23 @@ async def test_a_stop_during_the_start_up_wait_exits_at_once(tmp_path: Path) -> 
     daemon.request_stop()
     assert await asyncio.wait_for(task, 5) == 0
     sent = daemon.notifier.sent  # type: ignore[attr-defined]
-    assert agent.attempts == 1 and "READY=1" not in sent and sent[-1] == "STOPPING=1"
+    assert agent.attempts == 1 and sent[-1] == "STOPPING=1"
+    assert sent.index("READY=1") < sent.index("STOPPING=1")
 
 
 async def test_a_refused_key_at_start_is_not_retried(tmp_path: Path) -> None:
-    """A 401 at start-up cannot get better by waiting: it raises at once (exit 1)."""
-    agent = FlakyStartAgent([], Unauthorized("401 invalid key", service="glimpse"), failures=None)
+    """A 401 at start-up cannot get better by waiting: it raises at once (the CLI exits 5),
+    and systemd is told why and that we stop."""
+    refused = Unauthorized("401 invalid key", service="glimpse", status=401)
+    agent = FlakyStartAgent([], refused, failures=None)
     daemon = _patient_daemon(agent, tmp_path, (0.01,))
     with pytest.raises(Unauthorized):
         await asyncio.wait_for(daemon.run(), 5)
     assert agent.attempts == 1
-    assert "READY=1" not in daemon.notifier.sent  # type: ignore[attr-defined]
+    sent = daemon.notifier.sent  # type: ignore[attr-defined]
+    assert "STATUS=stopped: Glimpse refused the key (401)" in sent
+    assert sent[-1] == "STOPPING=1"
+    assert read_heartbeat(tmp_path / "heartbeat").state == "stopped"  # type: ignore[union-attr]
 
 
 class RetryOnceAgent(ScriptedAgent):

@@ -3,14 +3,18 @@ lives in ``glimpse_agent.commands.<name>`` and is imported only when that comman
 ``--help`` and the idle daemon stay light.
 
 Exit codes: 0 success, 1 the action failed, 2 bad configuration or usage, 3 state directory
-locked or unreadable (a human must look), 4 state directory cannot be written right now (disk
-full, read-only, no permission: may pass, so systemd restarts on it), 130 interrupted, 141
-standard output closed early (`| head`). With ``--json``, a failure is a JSON object on stdout
-too (``{"error": ..., "exit_code": ...}``), so stdout is always JSON.
+locked, unreadable, or not writable by this user (a human must look), 4 state directory cannot
+be written right now (disk full, read-only: may pass, so systemd restarts on it), 5 Glimpse
+refused the key (re-register or fix the credential), 130 interrupted, 141 standard output
+closed early (`| head`). ``health`` answers only 0 (healthy) or 1 (unhealthy), as Docker's
+HEALTHCHECK wants. With ``--json``, a failure is a JSON object on stdout too (``{"error": ...,
+"exit_code": ...}``), so stdout is always JSON.
 
 Logging is configured before anything else runs (``--log-level``/``--log-format``, then the
 config's level once it is read), so a warning from the ledger while it opens is a JSON line on
-stderr, redacted, never text on stdout.
+stderr, redacted, never text on stdout. The daemon's fatal error is one more JSON line
+(``"event": "fatal"``, with ``exit_code``) when its logs are JSON; the other commands print it
+as ``glimpse-agent: ...`` text unless ``--log-format json``.
 """
 
 from __future__ import annotations
@@ -27,11 +31,29 @@ from datetime import UTC, datetime
 from typing import Any
 
 from glimpse_agent import __version__
-from glimpse_agent.errors import ConfigError, GlimpseAgentError, StateError, StateUnwritable
+from glimpse_agent.errors import (
+    ConfigError,
+    GlimpseAgentError,
+    KeyRefused,
+    StateError,
+    StatePermissionDenied,
+    StateUnwritable,
+    Unauthorized,
+)
 
 EXIT_OK, EXIT_FAILED, EXIT_CONFIG, EXIT_STATE, EXIT_UNWRITABLE = 0, 1, 2, 3, 4
+EXIT_KEY_REFUSED = 5
 #: OS errors of the machine (not of the program) that may pass: exit 4, no traceback.
-_MACHINE_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EPERM})
+_MACHINE_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EROFS})
+#: A refused permission does not pass by waiting: exit 3, naming the path, our uid and the fix.
+_PERMISSION_ERRNOS = frozenset({errno.EACCES, errno.EPERM})
+#: The exit codes, for the help texts and the README.
+EXIT_CODES = (
+    "Exit codes: 0 ok; 1 failed; 2 bad config or usage; 3 state dir locked, damaged, or not "
+    "writable by this user (chown it or set state_dir); 4 state dir not writable now (disk "
+    "full, read-only: may pass); 5 Glimpse refused the key (re-register or fix the credential "
+    "file). 2, 3 and 5 need a human: systemd and Compose do not restart on them."
+)
 
 COMMANDS: dict[str, str] = {
     "sandbox": "zero-config demo: run a persona for N simulated days against built-in emulators",
@@ -42,6 +64,7 @@ COMMANDS: dict[str, str] = {
     "simulate": "run the planner and agent on a simulated clock against emulators, on a copy of "
     "the ledger",
     "check": "validate the config and reach every configured service; exit 0 only if all pass",
+    "health": "is this config's daemon healthy? exit 0 yes, 1 no, and one line saying why",
     "register": "register a new agent on Glimpse and store its key (0600) in the state dir",
     "verify": "activate the stored key with the 6-digit code mailed to the owner",
     "viewcomfy-params": 'list the flat parameters ("<node>-inputs-<name>") of a workflow_api.json',
@@ -83,8 +106,7 @@ def build_parser() -> argparse.ArgumentParser:
         prog="glimpse-agent",
         description="Run an AI persona on Glimpse: it plans its day, generates images, captions "
         "and posts them, and engages with other agents within the platform's limits.",
-        epilog="Exit codes: 0 ok, 1 failed, 2 bad config or usage, 3 state dir locked/unreadable, "
-        "4 state dir not writable now (disk full, read-only). Start with: glimpse-agent sandbox",
+        epilog=EXIT_CODES + " Start with: glimpse-agent sandbox",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("--version", action="version", version=f"glimpse-agent {__version__}")
@@ -127,10 +149,12 @@ def build_parser() -> argparse.ArgumentParser:
         "has a deadline ([daemon] action_deadline_minutes, derived from the timeouts by "
         "default): past it, it is cancelled and the next one runs. "
         "SIGTERM/SIGINT: the action in flight finishes, then exit 0 within 30 s. "
-        "Exit 1: Glimpse refused the key, or a crash (systemd restarts); 2: bad config and "
-        "3: state dir locked by another process or damaged beyond its backup (systemd does not "
-        "restart: a human must look); 4: state dir not writable now, e.g. disk full or "
-        "read-only (systemd restarts).",
+        "READY=1 goes to systemd once the config and the state dir are sound; a Glimpse that "
+        "cannot be reached is then waited for while ready (STATUS= and `health` say so). "
+        "Exit 1: a crash (systemd restarts); 2: bad config; 3: state dir locked by another "
+        "process, damaged beyond its backup, or not writable by this user; 5: Glimpse refused "
+        "the key (2, 3, 5: systemd does not restart, a human must look); 4: state dir not "
+        "writable now, e.g. disk full or read-only (systemd restarts).",
     )
     _add_config(p)
     p.add_argument(
@@ -178,6 +202,21 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("check", help=COMMANDS["check"], description=COMMANDS["check"])
     _add_config(p)
 
+    p = sub.add_parser(
+        "health",
+        help=COMMANDS["health"],
+        description=COMMANDS["health"],
+        epilog="Reads the heartbeat file the daemon of this config writes in its state dir (it "
+        "takes no lock, so it works while the daemon runs). Unhealthy when the daemon is not "
+        "running, when an action is stuck past its deadline, when the loop has shown no "
+        "progress for 10 minutes, or when Glimpse has been unreachable, the state dir "
+        "unwritable, or every action failing for longer than [ops] unhealthy_after_minutes "
+        "(default 30). Exit 0 healthy, 1 unhealthy, whatever the cause (a bad config "
+        "included): Docker reserves exit 2.",
+    )
+    _add_config(p)
+    p.add_argument("--json", action="store_true", help="machine-readable output")
+
     p = sub.add_parser("register", help=COMMANDS["register"], description=COMMANDS["register"])
     _add_config(p, required=False)
     p.add_argument("--name", required=True, help="the agent's unique name on Glimpse")
@@ -221,6 +260,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     # goes to stderr in the chosen format, redacted. ``load`` refines the level from the config.
     _early_logging(args)
     as_json = bool(getattr(args, "json", False))
+    # The daemon's stderr is a log stream (journald, Docker): its fatal error joins it as a
+    # JSON line. The other commands talk to a person (or a script reading --json on stdout)
+    # and print it as text, unless --log-format json asks for JSON everywhere.
+    fatal_as_json = getattr(args, "log_format", "auto") == "json" or args.command in _LOG_STREAMS
+
+    def _say_fatal(
+        text: str, code: int, kind: str, problems: list[str] | None = None, **fields: Any
+    ) -> None:
+        _tell_fatal(fatal_as_json, text, code, kind, problems, **fields)
+
     try:
         module = importlib.import_module(f"glimpse_agent.commands.{args.command.replace('-', '_')}")
         result: Any = module.main(args)
@@ -228,22 +277,35 @@ def main(argv: Sequence[str] | None = None) -> int:
             result = asyncio.run(result)
         return int(result or 0)
     except ConfigError as exc:
-        print(
-            f"glimpse-agent: configuration error ({len(exc.problems)} problem"
-            f"{'s' if len(exc.problems) != 1 else ''}):",
-            file=sys.stderr,
+        text = (
+            f"configuration error ({len(exc.problems)} problem"
+            f"{'s' if len(exc.problems) != 1 else ''})"
         )
-        for problem in exc.problems:
-            print(f"  {problem}", file=sys.stderr)
-        return _failed(as_json, EXIT_CONFIG, "configuration", [str(p) for p in exc.problems])
+        problems = [str(p) for p in exc.problems]
+        _say_fatal(text, EXIT_CONFIG, "configuration", problems)
+        return _failed(as_json, EXIT_CONFIG, "configuration", problems)
     except StateUnwritable as exc:
-        print(f"glimpse-agent: {exc}", file=sys.stderr)
+        if exc.errno in _PERMISSION_ERRNOS:
+            text = f"{exc} (glimpse-agent runs as uid {os.geteuid()}: {_OWNER_FIX})"
+            _say_fatal(text, EXIT_STATE, "state_permission")
+            return _failed(as_json, EXIT_STATE, "state_permission", [text])
+        _say_fatal(str(exc), EXIT_UNWRITABLE, "state_unwritable")
         return _failed(as_json, EXIT_UNWRITABLE, "state_unwritable", [str(exc)])
+    except StatePermissionDenied as exc:
+        _say_fatal(str(exc), EXIT_STATE, "state_permission", path=exc.path, uid=exc.uid)
+        return _failed(as_json, EXIT_STATE, "state_permission", [str(exc)])
     except StateError as exc:
-        print(f"glimpse-agent: {exc}", file=sys.stderr)
+        _say_fatal(str(exc), EXIT_STATE, "state")
         return _failed(as_json, EXIT_STATE, "state", [str(exc)])
+    except Unauthorized as exc:
+        if not isinstance(exc, KeyRefused) and exc.service != "glimpse":
+            _say_fatal(str(exc), EXIT_FAILED, "failed")
+            return _failed(as_json, EXIT_FAILED, "failed", [str(exc)])
+        text = str(exc) if isinstance(exc, KeyRefused) else f"{exc}. {_KEY_FIX}"
+        _say_fatal(text, EXIT_KEY_REFUSED, "key_refused")
+        return _failed(as_json, EXIT_KEY_REFUSED, "key_refused", [text])
     except GlimpseAgentError as exc:
-        print(f"glimpse-agent: {exc}", file=sys.stderr)
+        _say_fatal(str(exc), EXIT_FAILED, "failed")
         return _failed(as_json, EXIT_FAILED, "failed", [str(exc)])
     except KeyboardInterrupt:
         return 130
@@ -254,13 +316,79 @@ def main(argv: Sequence[str] | None = None) -> int:
         os.dup2(devnull, sys.stdout.fileno())
         return 141
     except OSError as exc:
+        if exc.errno in _PERMISSION_ERRNOS and exc.filename:
+            # A write our own code did not guard (a cache, a report) refused to this user.
+            from glimpse_agent.run.statedir import permission_denied
+
+            denied = permission_denied(str(exc.filename))
+            _say_fatal(str(denied), EXIT_STATE, "state_permission")
+            return _failed(as_json, EXIT_STATE, "state_permission", [str(denied)])
         if exc.errno not in _MACHINE_ERRNOS:
-            raise
+            return _crashed(fatal_as_json, exc)
         # A write our own code did not expect to fail (a cache, a report): the same machine
         # fault as a full or read-only state directory, and it may pass the same way.
         text = f"{exc.strerror or exc}" + (f": {exc.filename}" if exc.filename else "")
-        print(f"glimpse-agent: {text} (is the disk full or read-only?)", file=sys.stderr)
+        _say_fatal(f"{text} (is the disk full or read-only?)", EXIT_UNWRITABLE, "machine")
         return _failed(as_json, EXIT_UNWRITABLE, "machine", [text])
+    except Exception as exc:
+        return _crashed(fatal_as_json, exc)
+
+
+_OWNER_FIX = (
+    "give the state dir to that user (chown -R <uid> <state_dir>) or set state_dir in the "
+    "config to a directory it may write"
+)
+_KEY_FIX = (
+    "Glimpse refused the key: check the key in the config's [glimpse] api_key / api_key_file "
+    "(the credential or secret file) or in <state_dir>/glimpse_api_key, or register again "
+    "(`glimpse-agent register`, then `glimpse-agent verify --code`)"
+)
+
+
+#: Commands whose stderr is a log stream rather than a person's terminal.
+_LOG_STREAMS = frozenset({"run"})
+
+
+def _tell_fatal(
+    as_json: bool,
+    text: str,
+    code: int,
+    kind: str,
+    problems: list[str] | None = None,
+    **fields: Any,
+) -> None:
+    """The fatal error on stderr: a JSON line when ``as_json`` and the logs are JSON lines (so
+    a log shipper or ``jq`` never meets a stray text line), plain text otherwise."""
+    from glimpse_agent.logs import get_logger, json_lines_enabled
+    from glimpse_agent.redaction import redact
+
+    if as_json and json_lines_enabled():
+        extra = {"problems": problems} if problems else {}
+        get_logger("glimpse_agent.cli").critical(
+            "fatal", error=text, error_kind=kind, exit_code=code, **extra, **fields
+        )
+        return
+    print(redact(f"glimpse-agent: {text}" + (":" if problems else "")), file=sys.stderr)
+    for problem in problems or []:
+        print(f"  {redact(problem)}", file=sys.stderr)
+
+
+def _crashed(as_json: bool, exc: BaseException) -> int:
+    """A bug: the traceback as Python prints it; in the daemon's JSON logs, one JSON line
+    carrying it (``exception``), exit 1."""
+    from glimpse_agent.logs import get_logger, json_lines_enabled
+
+    if not (as_json and json_lines_enabled()):
+        raise exc
+    get_logger("glimpse_agent.cli").critical(
+        "fatal",
+        error=str(exc) or type(exc).__name__,
+        error_kind="crash",
+        error_type=type(exc).__name__,
+        exit_code=EXIT_FAILED,
+        exc_info=exc,
+    )
+    return EXIT_FAILED
 
 
 def _early_logging(args: argparse.Namespace) -> None:

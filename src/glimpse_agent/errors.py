@@ -6,7 +6,9 @@ at exactly one place, so nothing above an adapter ever sees an ``httpx``/SDK exc
     ├── StateError                  the local state directory
     │   ├── StateLocked             another process holds the state dir
     │   ├── StateCorrupt            the store is unreadable and no good copy exists
-    │   └── StateUnwritable         disk full, read-only, no permission: may pass (CLI exits 4)
+    │   ├── StatePermissionDenied   this user may not write the state dir or its lock: a human
+    │   │                           must chown it or set state_dir (CLI exits 3)
+    │   └── StateUnwritable         disk full, quota, read-only: may pass (CLI exits 4)
     ├── BudgetExceeded              a generation would pass the persona's daily budget
     ├── SafetyRejected              an outgoing text failed the safety filter
     └── ServiceError                a remote service said no, or did not answer
@@ -17,7 +19,8 @@ at exactly one place, so nothing above an adapter ever sees an ``httpx``/SDK exc
         ├── BadResponse             2xx we cannot understand                       not retryable
         └── Rejected                4xx: the request itself is wrong               not retryable
             ├── Unauthorized        401/403: missing or wrong key (a configuration failure)
-            │   └── NotVerified     the key exists but the account is not verified yet
+            │   ├── NotVerified     the key exists but the account is not verified yet
+            │   └── KeyRefused      Glimpse refused our own key at start-up (CLI exits 5)
             ├── Conflict            already done (liked twice, followed twice)
             └── ContentRejected     the service ran but refused or failed this content
 """
@@ -67,10 +70,34 @@ class StateCorrupt(StateError):
     """The store cannot be read and there is no good copy to fall back to."""
 
 
+class StatePermissionDenied(StateError):
+    """The state directory, a file in it or the folder it should be made in cannot be written by
+    the user this process runs as (EACCES/EPERM: another owner, a root-owned bind mount, a
+    relative ``state_dir`` under a read-only folder). Unlike a full disk it will not pass by
+    waiting, so the CLI exits 3 and systemd does not restart. The message names the path, our
+    uid, the path's owner and the fix."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        path: str,
+        uid: int,
+        owner_uid: int | None = None,
+        owner: str | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.path = path
+        self.uid = uid
+        self.owner_uid = owner_uid
+        self.owner = owner
+
+
 class StateUnwritable(StateError):
-    """The state directory cannot be written right now (disk full, quota, read-only, no
-    permission): a machine fault that may pass, unlike a lock or a damaged store. The
-    previous content is intact. ``errno`` is the operating system's error number."""
+    """The state directory cannot be written right now (disk full, quota, read-only): a machine
+    fault that may pass, unlike a lock or a damaged store. The previous content is intact.
+    ``errno`` is the operating system's error number. (The ledger also raises it for a refused
+    permission, EACCES/EPERM; the runner and the CLI tell that one apart: it does not pass.)"""
 
     def __init__(self, message: str, *, errno: int | None = None) -> None:
         super().__init__(message)
@@ -156,6 +183,18 @@ class Unauthorized(Rejected):
 
 class NotVerified(Unauthorized):
     """The Glimpse key exists but the account's e-mail is not verified yet."""
+
+
+class KeyRefused(Unauthorized):
+    """Glimpse refused the persona's own key when the agent started (401/403): the key is
+    wrong, revoked or not verified. Waiting or restarting cannot help, so the CLI exits 5 and
+    systemd (``RestartPreventExitStatus``) and Compose do not loop. The message says where the
+    key was read from and how to fix it, never the key; it names Glimpse itself, so it carries
+    no "glimpse: " prefix."""
+
+    def __init__(self, message: str, *, status: int | None = None) -> None:
+        super().__init__(message, status=status)
+        self.service = "glimpse"
 
 
 class Conflict(Rejected):

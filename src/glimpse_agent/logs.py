@@ -6,12 +6,19 @@ configuration when an event is emitted, not when the logger is made, so an event
 code imported before ``configure_logging`` still goes where and how the CLI said.
 Identical warnings (same event, same fields) are rate-limited: the first is written, the
 repeats are counted, and the next one after ``REPEAT_WINDOW_SECONDS`` carries the count.
+
+Every line carries the process's context (``bind_process_context``: the persona, once the
+config is read) unless the logger bound its own value, and so do the libraries' lines. Under
+systemd, when ``$JOURNAL_STREAM`` names our stderr, every line starts with its syslog priority
+(``<3>`` error, ``<4>`` warning, ``<6>`` info, ``<7>`` debug; sd-daemon(3)), which journald
+strips and keeps as the entry's priority, so ``journalctl -p warning`` works.
 """
 
 from __future__ import annotations
 
 import collections
 import logging
+import os
 import sys
 import threading
 import time
@@ -35,6 +42,75 @@ _LIMITED_LEVELS = frozenset({"warning", "error", "critical"})
 #: Fields that differ between otherwise identical events (and "_"-prefixed ones: the stdlib
 #: record that a library's warning carries through the chain).
 _NOT_IDENTITY = frozenset({"timestamp"})
+#: syslog priorities (sd-daemon(3)) of our level names.
+PRIORITIES = {
+    "debug": 7,
+    "info": 6,
+    "notice": 5,
+    "warning": 4,
+    "warn": 4,
+    "error": 3,
+    "exception": 3,
+    "critical": 2,
+    "fatal": 2,
+}
+
+# The process's logging set-up, as ``configure_logging`` left it. A logging configuration is
+# process-wide by nature (structlog's and the stdlib's are too); per-persona context belongs in
+# bound loggers, which always win over this.
+_process_context: dict[str, Any] = {}
+_settings: dict[str, bool] = {"json": False}
+
+
+def bind_process_context(**fields: Any) -> None:
+    """Fields every later line carries unless its logger bound its own (``persona`` once the
+    config is read). ``None`` removes a field."""
+    for key, value in fields.items():
+        if value is None:
+            _process_context.pop(key, None)
+        else:
+            _process_context[key] = value
+
+
+def add_process_context(
+    _: Any, __: str, event_dict: MutableMapping[str, Any]
+) -> MutableMapping[str, Any]:
+    """structlog processor: the process context, under whatever the event already has."""
+    for key, value in _process_context.items():
+        event_dict.setdefault(key, value)
+    return event_dict
+
+
+def json_lines_enabled() -> bool:
+    """Whether the last ``configure_logging`` chose JSON lines (the fatal error follows it)."""
+    return _settings["json"]
+
+
+def journal_stream_matches(stream: TextIO) -> bool:
+    """True if ``$JOURNAL_STREAM`` ("device:inode") names ``stream``'s file: our stderr is
+    connected to journald, not redirected elsewhere by whoever started us (sd-daemon(3))."""
+    value = os.environ.get("JOURNAL_STREAM", "")
+    device, _, inode = value.partition(":")
+    if not (device.isdigit() and inode.isdigit()):
+        return False
+    try:
+        st = os.fstat(stream.fileno())
+    except (AttributeError, ValueError, OSError):  # no real file behind the stream
+        return False
+    return st.st_dev == int(device) and st.st_ino == int(inode)
+
+
+class PriorityPrefix:
+    """Wraps a renderer: each rendered line starts with ``<N>``, the syslog priority of its
+    level, which journald turns into the entry's PRIORITY."""
+
+    def __init__(self, renderer: Callable[..., Any]) -> None:
+        self.renderer = renderer
+
+    def __call__(self, logger: Any, method_name: str, event_dict: MutableMapping[str, Any]) -> Any:
+        level = str(event_dict.get("level", method_name)).lower()
+        rendered = self.renderer(logger, method_name, event_dict)
+        return f"<{PRIORITIES.get(level, 6)}>{rendered}"
 
 
 def redact_event(_: Any, __: str, event_dict: MutableMapping[str, Any]) -> MutableMapping[str, Any]:
@@ -105,15 +181,19 @@ def configure_logging(
     out = stream if stream is not None else sys.stderr
     if json is None:
         json = not _isatty(out)
+    _settings["json"] = json
     renderer: Any = (
         structlog.processors.JSONRenderer()
         if json
         else structlog.dev.ConsoleRenderer(colors=_isatty(out))
     )
+    if journal_stream_matches(out):
+        renderer = PriorityPrefix(renderer)
     limiter = RepeatLimiter(repeat_window_seconds)
     structlog.configure(
         processors=[
             structlog.contextvars.merge_contextvars,
+            add_process_context,
             structlog.processors.add_log_level,
             limiter,
             structlog.processors.TimeStamper(fmt="iso", utc=True),
@@ -136,6 +216,7 @@ def configure_logging(
     handler.setFormatter(
         structlog.stdlib.ProcessorFormatter(
             foreign_pre_chain=[
+                add_process_context,
                 structlog.stdlib.add_logger_name,
                 structlog.stdlib.add_log_level,
                 structlog.processors.TimeStamper(fmt="iso", utc=True),

@@ -2,17 +2,23 @@
 container health checks. No dependency: the protocol is one datagram per message.
 
 The heartbeat file is one JSON object: when the loop was last seen making progress, its state
-("starting", "running", "stopping", or "stuck": an action past its deadline), and the action
-running and since when. ``heartbeat_healthy`` is what the Docker health check asks."""
+("starting", "running", "stopping", "stopped", or "stuck": an action past its deadline), and
+the action running and since when; then what the daemon saw of the world (since when Glimpse
+has been unreachable, since when every action has failed, what start-up waits for), which
+``glimpse_agent.health`` judges for ``glimpse-agent health``. ``heartbeat_healthy`` is the
+loop-only check (stuck or stale) of older health checks."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import socket
-from dataclasses import dataclass
+import threading
+from dataclasses import dataclass, fields
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 
 class SystemdNotifier:
@@ -81,22 +87,36 @@ HEARTBEAT_MAX_AGE_SECONDS = 600.0
 class Heartbeat:
     """What the heartbeat file says. ``at`` is the last moment the loop was seen making
     progress; it stops advancing while ``state`` is "stuck" (an action running past its
-    deadline and grace), though the file is still rewritten to say so."""
+    deadline and grace), though the file is still rewritten to say so.
+
+    The rest is what the daemon saw, for the health verdict: ``glimpse_ok_at`` (Glimpse last
+    answered), ``glimpse_down_since`` (the first failure since it last answered, None while it
+    answers) and ``glimpse_error``; ``done_at`` (an action last did its work),
+    ``failing_since`` (the first failed action since then) and ``failure``; ``waiting_for``
+    ("Glimpse", "the state directory") and ``waiting_since`` while start-up waits."""
 
     at: datetime
     state: str = "running"
     action: str | None = None
     action_since: datetime | None = None
     written_at: datetime | None = None
+    persona: str | None = None
+    pid: int | None = None
+    glimpse_ok_at: datetime | None = None
+    glimpse_down_since: datetime | None = None
+    glimpse_error: str | None = None
+    done_at: datetime | None = None
+    failing_since: datetime | None = None
+    failure: str | None = None
+    waiting_for: str | None = None
+    waiting_since: datetime | None = None
 
     def to_json(self) -> str:
-        doc = {
-            "at": self.at.isoformat(),
-            "state": self.state,
-            "action": self.action,
-            "action_since": self.action_since.isoformat() if self.action_since else None,
-            "written_at": (self.written_at or self.at).isoformat(),
-        }
+        doc: dict[str, object] = {}
+        for f in fields(self):
+            value = getattr(self, f.name)
+            doc[f.name] = value.isoformat() if isinstance(value, datetime) else value
+        doc["written_at"] = (self.written_at or self.at).isoformat()
         return json.dumps(doc) + "\n"
 
     def healthy(self, now: datetime, max_age_seconds: float = HEARTBEAT_MAX_AGE_SECONDS) -> bool:
@@ -106,30 +126,53 @@ class Heartbeat:
 def write_heartbeat(path: Path, now: datetime | Heartbeat) -> None:
     """Atomically write the heartbeat (read by HEALTHCHECK); a bare time means "running"."""
     beat = now if isinstance(now, Heartbeat) else Heartbeat(now)
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(beat.to_json(), encoding="utf-8")
-    os.replace(tmp, path)
+    # A name of this writer's own: two threads writing at once must not take each other's.
+    tmp = path.with_name(f"{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
+    try:
+        tmp.write_text(beat.to_json(), encoding="utf-8")
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            tmp.unlink()
+        raise
 
 
 def read_heartbeat(path: Path) -> Heartbeat | None:
     """The heartbeat file, or None if it is missing or unreadable. A file from an older version
-    (one ISO time) reads as "running" at that time."""
+    (one ISO time) reads as "running" at that time; fields it lacks read as None."""
     try:
         text = path.read_text(encoding="utf-8").strip()
         if not text.startswith("{"):
             return Heartbeat(_aware(datetime.fromisoformat(text)))
         doc = json.loads(text)
-        since = doc.get("action_since")
-        written = doc.get("written_at")
-        return Heartbeat(
-            at=_aware(datetime.fromisoformat(doc["at"])),
-            state=str(doc.get("state") or "running"),
-            action=doc.get("action"),
-            action_since=_aware(datetime.fromisoformat(since)) if since else None,
-            written_at=_aware(datetime.fromisoformat(written)) if written else None,
-        )
+        values: dict[str, Any] = {"at": _aware(datetime.fromisoformat(doc["at"]))}
+        values["state"] = str(doc.get("state") or "running")
+        for f in fields(Heartbeat):
+            raw = doc.get(f.name)
+            if f.name in values or raw is None:
+                continue
+            if f.name in _TIMES:
+                values[f.name] = _aware(datetime.fromisoformat(raw))
+            elif f.name == "pid":
+                values[f.name] = int(raw)
+            else:
+                values[f.name] = str(raw)
+        return Heartbeat(**values)
     except (OSError, ValueError, TypeError, KeyError, AttributeError):
         return None
+
+
+_TIMES = frozenset(
+    {
+        "action_since",
+        "written_at",
+        "glimpse_ok_at",
+        "glimpse_down_since",
+        "done_at",
+        "failing_since",
+        "waiting_since",
+    }
+)
 
 
 def heartbeat_age_seconds(path: Path, now: datetime) -> float | None:

@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, TextIO
 
 from glimpse_agent.config import LoadedAgent, load_agent
-from glimpse_agent.logs import configure_logging
+from glimpse_agent.logs import bind_process_context, configure_logging
 
 if TYPE_CHECKING:
     from glimpse_agent.ledger import Ledger
@@ -32,6 +32,8 @@ def setup_logging(
 def load(args: argparse.Namespace) -> LoadedAgent:
     """Load the agent named by ``-c``; raises ConfigError (exit 2) before anything else runs."""
     loaded = load_agent(Path(args.config))
+    # Every later line names the persona, whichever logger writes it.
+    bind_process_context(persona=loaded.persona.name)
     setup_logging(args, loaded.config.log_level)
     # huggingface_hub phones home unless told not to; keep its cache in our state dir.
     os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")

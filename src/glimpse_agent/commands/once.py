@@ -10,14 +10,30 @@ from __future__ import annotations
 import argparse
 import sys
 
+from glimpse_agent.agent import Outcome
 from glimpse_agent.clock import SystemClock
 from glimpse_agent.commands._common import load, setup_logging
 from glimpse_agent.imaging import ProgressBar
-from glimpse_agent.run.assemble import open_runtime
+from glimpse_agent.logs import get_logger
+from glimpse_agent.run.assemble import Runtime, describe, open_runtime
+from glimpse_agent.run.statedir import check_state_dir
+
+
+async def act(runtime: Runtime, *, post: bool) -> Outcome:
+    """Start (a refused key is ``KeyRefused``, exit 5), then one post or one engagement
+    session, counted in the runtime's tallies as the daemon counts its slots."""
+    await runtime.start()
+    outcome = await (runtime.agent.post() if post else runtime.agent.engage())
+    runtime.tallies.record_outcome(outcome)
+    return outcome
 
 
 async def main(args: argparse.Namespace) -> int:
     loaded = load(args)
+    get_logger("glimpse_agent.once", persona=loaded.persona.name).info(
+        "starting", command="once", dry_run=bool(args.dry_run), **describe(loaded)
+    )
+    check_state_dir(loaded.config.state_dir, config_file=loaded.config.source)
     bar = ProgressBar(sys.stderr)  # draws nothing unless stderr is a terminal
     if bar.enabled:
         # Log lines written while the bar runs take its place instead of landing at its end.
@@ -28,9 +44,8 @@ async def main(args: argparse.Namespace) -> int:
         dry_run=args.dry_run,
         progress=bar if bar.enabled else None,
     ) as runtime:
-        await runtime.agent.startup()
         try:
-            outcome = await (runtime.agent.post() if args.post else runtime.agent.engage())
+            outcome = await act(runtime, post=bool(args.post))
         finally:
             bar.finish()  # whatever comes next (result, error) starts on its own line
     if outcome.kind == "post":

@@ -1,17 +1,36 @@
+"""`glimpse-agent run -c agent.toml`: the daemon, in the foreground.
+
+Before anything else: one start-up line (version, config, enabled backends) and the state
+directory checked for this user (exit 3 naming path, uid, owner and fix). Then the daemon
+opens the ledger, says ``READY=1``, and asks Glimpse; with ``[ops] listen`` the ``/healthz`` and
+``/metrics`` listener serves this persona's runtime from the start.
+"""
+
 from __future__ import annotations
 
 import argparse
-import contextlib
+import errno
 from collections.abc import Awaitable, Callable
-from datetime import datetime
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING, Any
 
-from glimpse_agent.clock import SystemClock
+from glimpse_agent.clock import Clock, SystemClock
 from glimpse_agent.commands._common import load
-from glimpse_agent.ledger.storage import ensure_state_dir
+from glimpse_agent.config import LoadedAgent
+from glimpse_agent.errors import ConfigError, Problem, StateUnwritable
+from glimpse_agent.ledger import Ledger
+from glimpse_agent.logs import get_logger
+from glimpse_agent.ops.metrics import PersonaFeed
+from glimpse_agent.ops.tallies import Tallies
+from glimpse_agent.ops.vitals import Vitals
 from glimpse_agent.planner import DayPlan, Slot
-from glimpse_agent.run.assemble import Runtime, open_runtime
+from glimpse_agent.run.assemble import Runtime, describe, open_runtime
 from glimpse_agent.run.daemon import Daemon
 from glimpse_agent.run.deadlines import action_deadlines
+from glimpse_agent.run.statedir import PERMISSION_ERRNOS, check_state_dir, permission_denied
+
+if TYPE_CHECKING:  # the listener (and prometheus_client) load only when configured
+    from glimpse_agent.ops.listener import OpsListener
 
 
 class _OpeningAgent:
@@ -19,17 +38,27 @@ class _OpeningAgent:
     rather than before it: a state directory that is full or read-only at a restart is then
     waited for by the daemon, which tells systemd so, instead of ending the process."""
 
-    def __init__(self, opener: Callable[[], Awaitable[Runtime]]) -> None:
+    def __init__(self, loaded: LoadedAgent, opener: Callable[[], Awaitable[Runtime]]) -> None:
+        self._loaded = loaded
         self._opener = opener
         self.runtime: Runtime | None = None
 
-    async def startup(self) -> None:
-        if self.runtime is None:
+    async def open(self) -> None:
+        if self.runtime is not None:
+            return
+        try:
             self.runtime = await self._opener()
-        await self.runtime.agent.startup()
+        except StateUnwritable as exc:
+            if exc.errno in PERMISSION_ERRNOS:
+                config = self._loaded.config
+                raise permission_denied(config.state_dir, config_file=config.source) from exc
+            raise
+
+    async def startup(self) -> None:
+        await self._agent().start()
 
     def _agent(self) -> Runtime:
-        assert self.runtime is not None, "the daemon calls startup() first"
+        assert self.runtime is not None, "the daemon opens the state first"
         return self.runtime
 
     async def plan_day(self, now: datetime) -> tuple[list[DayPlan], datetime]:
@@ -41,26 +70,90 @@ class _OpeningAgent:
     async def heartbeat(self) -> None:
         await self._agent().agent.heartbeat()
 
+    async def ledger_view(self, clock: Clock) -> dict[str, Any] | None:
+        """The ledger's status view, or None before the ledger is open."""
+        if self.runtime is None:
+            return None
+        return await self.runtime.ledger.run(Ledger.status_view, clock.now(), self._loaded.persona)
+
 
 async def main(args: argparse.Namespace) -> int:
     loaded = load(args)
+    config = loaded.config
+    log = get_logger("glimpse_agent.run", persona=loaded.persona.name)
+    log.info("starting", command="run", dry_run=bool(args.dry_run), **describe(loaded))
+    check_state_dir(config.state_dir, config_file=config.source)
     clock = SystemClock()
-    daemon_cfg = loaded.config.daemon
-    deadlines = action_deadlines(loaded.config)
-    with contextlib.suppress(OSError):  # for the heartbeat file; the ledger open says why not
-        ensure_state_dir(loaded.config.state_dir)
-    agent = _OpeningAgent(lambda: open_runtime(loaded, clock=clock, dry_run=args.dry_run))
+    vitals, tallies = Vitals(clock), Tallies()
+    agent = _OpeningAgent(
+        loaded,
+        lambda: open_runtime(
+            loaded, clock=clock, dry_run=args.dry_run, vitals=vitals, tallies=tallies
+        ),
+    )
+    daemon_cfg = config.daemon
+    daemon = Daemon(
+        agent,
+        clock=clock,
+        heartbeat_file=config.state_dir / "heartbeat",
+        heartbeat_minutes=daemon_cfg.heartbeat_minutes,
+        misfire_grace_minutes=daemon_cfg.misfire_grace_minutes,
+        stop_timeout_seconds=daemon_cfg.stop_timeout_seconds,
+        deadline_for=action_deadlines(config).for_kind,
+        open_state=agent.open,
+        persona=loaded.persona.name,
+        vitals=vitals,
+        tallies=tallies,
+    )
+    listener = await _listen(loaded, daemon, agent, clock)
     try:
-        daemon = Daemon(
-            agent,
-            clock=clock,
-            heartbeat_file=loaded.config.state_dir / "heartbeat",
-            heartbeat_minutes=daemon_cfg.heartbeat_minutes,
-            misfire_grace_minutes=daemon_cfg.misfire_grace_minutes,
-            stop_timeout_seconds=daemon_cfg.stop_timeout_seconds,
-            deadline_for=deadlines.for_kind,
-        )
         return await daemon.run()
     finally:
+        if listener is not None:
+            await listener.aclose()
         if agent.runtime is not None:
             await agent.runtime.close()
+
+
+async def _listen(
+    loaded: LoadedAgent, daemon: Daemon, agent: _OpeningAgent, clock: Clock
+) -> OpsListener | None:
+    """The ``[ops] listen`` server for this persona, or None when not configured. An address
+    that cannot be had is a configuration problem (exit 2), named by its key."""
+    config = loaded.config
+    address = config.ops.address
+    if address is None:
+        return None
+    from glimpse_agent.ops.listener import OpsListener
+
+    async def read_ledger() -> dict[str, Any] | None:
+        return await agent.ledger_view(clock)
+
+    feed = PersonaFeed(
+        persona=loaded.persona.name,
+        vitals=daemon.vitals,
+        tallies=daemon.tallies,
+        clock=clock,
+        patience=timedelta(minutes=config.ops.unhealthy_after_minutes),
+        # Until the ledger is open there is nothing to read: its families stay empty.
+        read_ledger=read_ledger,
+        heartbeat=daemon.beat,
+    )
+    listener = OpsListener(address[0], address[1], [feed])
+    try:
+        return await listener.start()
+    except OSError as exc:
+        why = exc.strerror or str(exc)
+        hint = " (another process, or another persona, uses it)" if exc.errno in _BUSY else ""
+        raise ConfigError(
+            [
+                Problem(
+                    str(config.source),
+                    "ops.listen",
+                    f"cannot listen on {config.ops.listen}: {why}{hint}",
+                )
+            ]
+        ) from None
+
+
+_BUSY = frozenset({errno.EADDRINUSE})

@@ -227,6 +227,41 @@ class DaemonSection(_Section):
     action_deadline_minutes: Annotated[float, Field(gt=0, le=1440)] | None = None
 
 
+class OpsSection(_Section):
+    """What an operator watches: the health verdict's patience and the optional listener."""
+
+    # "host:port" for /healthz and /metrics (Prometheus); None: no listener, nothing loaded.
+    listen: str | None = None
+    # Glimpse unreachable, the state dir unwritable, or every action failing for longer than
+    # this: `health` (and /healthz) say unhealthy.
+    unhealthy_after_minutes: Annotated[float, Field(gt=0, le=10080)] = 30.0
+
+    @field_validator("listen")
+    @classmethod
+    def _host_and_port(cls, value: str | None) -> str | None:
+        if value is not None:
+            listen_address(value)
+        return value
+
+    @property
+    def address(self) -> tuple[str, int] | None:
+        """(host, port) to listen on, or None."""
+        return listen_address(self.listen) if self.listen else None
+
+
+def listen_address(text: str) -> tuple[str, int]:
+    """``"127.0.0.1:9464"``, ``"[::1]:9464"`` or ``"0.0.0.0:9464"`` as (host, port); port 0
+    takes any free port. Raises ValueError saying what is expected."""
+    host, sep, port = text.strip().rpartition(":")
+    if host.startswith("[") and host.endswith("]"):
+        host = host[1:-1]
+    if not sep or not host or (":" in host and not text.strip().startswith("[")):
+        raise ValueError('expected "host:port", e.g. "127.0.0.1:9464" (or "[::1]:9464" for IPv6)')
+    if not port.isdigit() or not 0 <= int(port) <= 65535:
+        raise ValueError(f'the port must be a number from 0 to 65535, e.g. "{host}:9464"')
+    return host, int(port)
+
+
 class AgentConfig(_Section):
     """A validated ``agent.toml``. Paths are absolute; secrets are ``SecretStr``."""
 
@@ -239,6 +274,7 @@ class AgentConfig(_Section):
     llm: LLMSection | None = None
     safety: SafetySection = Field(default_factory=SafetySection)
     daemon: DaemonSection = Field(default_factory=DaemonSection)
+    ops: OpsSection = Field(default_factory=OpsSection)
     # Where this config came from (not a key of the file).
     source: Path = Field(default=Path("agent.toml"), exclude=True)
 

@@ -5,15 +5,17 @@ session), a job that re-plans at the persona's local midnight, and a Glimpse hea
 never overlap (one lock). A slot that fires late still runs once if it is within the misfire
 grace, and never if it is older (yesterday's): ``planner.schedule`` decides, as it does for the
 simulation; the re-plan job runs however late it fires.
-At start-up, a Glimpse that cannot be reached (outage, 5xx, 429) is tried again with a growing
-wait, forever, rather than exiting into a restart loop that systemd gives up on after a few
-minutes; ``READY=1`` follows the first successful start-up, and ``EXTEND_TIMEOUT_USEC``/``STATUS``
-tell systemd why it takes long. A refused key (401/403) still ends the process at once.
+Start-up comes in two steps. First the state: the ledger is opened (lock, read, repair) and the
+heartbeat file written; a state directory that is full or read-only is waited for (with
+``EXTEND_TIMEOUT_USEC``), one this user may not write ends the process (exit 3). Then
+``READY=1``: config and state are sound, so ``systemctl start`` returns. Then Glimpse (who am
+I; settle what a crash left): one that cannot be reached (outage, 5xx, 429) is tried again
+with a growing wait, forever, while ready — ``STATUS=``, the heartbeat file and so
+``glimpse-agent health`` say so, and the health turns unhealthy once the wait passes
+``[ops] unhealthy_after_minutes``. A refused key (401/403) still ends the process at once.
 SIGTERM/SIGINT stop new work (a start-up still talking to Glimpse is cut short), let the action
 in flight finish (up to ``stop_timeout_seconds``), then exit; anything cut short stays an
 unsettled intent in the ledger and is reconciled at the next start.
-A state directory that cannot be written (disk full, read-only) is waited for the same way,
-so a restart on a full disk does not end in a stopped unit.
 Every job has a deadline (``run.deadlines``): past it the action is cancelled and logged as
 failed (``job_failed``, ``reason="deadline_exceeded"``; an intent it left open is reconciled at
 the next start), so the lock is free for the next slot on time. A job that fires while its
@@ -22,13 +24,17 @@ previous run is still going is skipped with a ``job_skipped`` event.
 heartbeat file are written from the event loop itself, so a wedged loop is noticed, and only
 while the loop makes progress: an action still running ``stuck_grace`` after its deadline (it
 ignored its cancellation) stops the pings, so systemd restarts us, and the heartbeat file says
-"stuck", so the container turns unhealthy.
+"stuck", so the container turns unhealthy. The heartbeat file also carries the ``Vitals``
+(Glimpse reachable? actions done?), rewritten at once when they change; each slot's outcome is
+counted in the ``Tallies`` for the metrics. Every log line names the persona.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
+import os
 import signal
 from collections.abc import Callable, Coroutine, Sequence
 from datetime import UTC, datetime, timedelta
@@ -40,8 +46,10 @@ from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from apscheduler.triggers.date import DateTrigger
 from apscheduler.triggers.interval import IntervalTrigger
 
+from glimpse_agent.agent import Outcome
 from glimpse_agent.clock import Clock
-from glimpse_agent.errors import RateLimited, ServiceError, StateUnwritable
+from glimpse_agent.errors import RateLimited, ServiceError, StateUnwritable, Unauthorized
+from glimpse_agent.ledger.storage import write_error
 from glimpse_agent.logs import get_logger
 from glimpse_agent.notify import (
     Heartbeat,
@@ -49,7 +57,10 @@ from glimpse_agent.notify import (
     watchdog_interval_seconds,
     write_heartbeat,
 )
+from glimpse_agent.ops.tallies import Tallies
+from glimpse_agent.ops.vitals import Vitals
 from glimpse_agent.planner import DayPlan, Slot, schedule_slots
+from glimpse_agent.run.statedir import PERMISSION_ERRNOS, permission_denied
 
 _MINUTE = timedelta(minutes=1)
 #: Seconds between start-up attempts while Glimpse is unreachable; the last one repeats.
@@ -58,6 +69,8 @@ STARTUP_BACKOFF = (5.0, 10.0, 20.0, 40.0, 80.0, 160.0, 300.0)
 DEFAULT_DEADLINE_SECONDS = 3600.0
 #: How long a cancelled action may take to end before it counts as stuck.
 STUCK_GRACE_SECONDS = 60.0
+#: The job kinds that are actions (a heartbeat or a re-plan is not one).
+ACTION_KINDS = frozenset({"post", "engage"})
 
 
 class _Action:
@@ -98,9 +111,16 @@ class Daemon:
         startup_backoff: Sequence[float] = STARTUP_BACKOFF,
         deadline_for: Callable[[str], float] | None = None,
         stuck_grace_seconds: float = STUCK_GRACE_SECONDS,
+        open_state: Callable[[], Coroutine[Any, Any, object]] | None = None,
+        persona: str | None = None,
+        vitals: Vitals | None = None,
+        tallies: Tallies | None = None,
     ) -> None:
         """``deadline_for(kind)`` gives the seconds a job of that kind ("post", "engage",
-        "heartbeat") may run (default: an hour for every kind)."""
+        "heartbeat") may run (default: an hour for every kind). ``open_state()`` opens what
+        the agent keeps on disk (the ledger), before ``READY=1``; ``agent.startup()`` (Glimpse)
+        runs after it. ``vitals`` and ``tallies`` are the runtime's own (fresh ones if not
+        given); ``persona`` names every log line."""
         self.agent = agent
         self.clock = clock
         self.heartbeat_file = heartbeat_file
@@ -110,7 +130,15 @@ class Daemon:
         self.notifier = notifier or SystemdNotifier()
         self.alive_every = min(alive_every_seconds, watchdog_interval_seconds() or 1e9)
         self.startup_backoff = tuple(startup_backoff) or STARTUP_BACKOFF
-        self.log = get_logger("glimpse_agent.daemon")
+        self.persona = persona
+        self.log = get_logger("glimpse_agent.daemon", **({"persona": persona} if persona else {}))
+        self.open_state = open_state
+        self.vitals = vitals or Vitals(clock)
+        self.tallies = tallies or Tallies()
+        self._ready = False
+        # Set when the vitals change: the heartbeat file says so at once, not 30 s later.
+        self._wake = asyncio.Event()
+        self.vitals.on_change(self._wake.set)
         self._stop = asyncio.Event()
         self._action_lock = asyncio.Lock()
         self._in_flight: asyncio.Task[Any] | None = None
@@ -147,8 +175,23 @@ class Daemon:
         # a start-up that may be waiting for Glimpse.
         alive = asyncio.create_task(self._alive_loop(), name="alive")
         try:
+            # The state first: READY=1 says the config and the state directory are sound.
+            if not await self._patiently(self._open_state):
+                return await self._stopped_during_startup(alive)
+            self._ready = True
+            self.notifier.ready()
+            self.notifier.status("ready; asking Glimpse who we are")
+            self.log.info(
+                "state_ready",
+                heartbeat_file=str(self.heartbeat_file),
+                note="READY=1 sent; asking Glimpse next",
+            )
+            # Then Glimpse, waited for while ready.
+            self.vitals.waiting("Glimpse")
             if not await self._patiently(self.agent.startup):
                 return await self._stopped_during_startup(alive)
+            self.vitals.waiting(None)
+            self.vitals.glimpse_answered()
             self._scheduler = AsyncIOScheduler(
                 timezone=UTC,
                 job_defaults={
@@ -172,22 +215,51 @@ class Daemon:
                 id="heartbeat",
             )
             self._state = "running"
-            self.notifier.ready()
+            self._wake.set()
             self.notifier.status("running")
             self.log.info("daemon_ready", jobs=[j for j, _ in self.scheduled])
             await self._stop.wait()
             return await self._shutdown(alive)
+        except Unauthorized as exc:
+            self.notifier.status(f"stopped: Glimpse refused the key ({exc.status})")
+            self.notifier.stopping()
+            raise
         finally:
             if not alive.done():  # start-up raised: nothing else will stop it
                 alive.cancel()
                 await asyncio.gather(alive, return_exceptions=True)
+            self._state = "stopped"
+            # The last word for `health`: we are gone. Written here, without yielding to the
+            # loop, so that no job the scheduler still holds starts in between.
+            with contextlib.suppress(OSError):
+                write_heartbeat(self.heartbeat_file, self.beat())
             for sig in (signal.SIGTERM, signal.SIGINT):
                 loop.remove_signal_handler(sig)
+
+    def beat(self) -> Heartbeat:
+        """The heartbeat as of now: the loop's state and progress, the running action, the
+        vitals. What the file says (written every turn of the alive loop) and what ``/healthz``
+        judges."""
+        state, action, since = self.health
+        now = self.clock.now()
+        return self.vitals.stamp(
+            Heartbeat(
+                at=self._healthy_at or now,
+                state=state,
+                action=action,
+                action_since=since,
+                written_at=now,
+                persona=self.persona,
+                pid=os.getpid(),
+            )
+        )
 
     @property
     def health(self) -> tuple[str, str | None, datetime | None]:
         """(state, running action, since when): "starting", "running", "stopping", or "stuck"
         when an action runs on past its deadline and grace — the loop makes no progress."""
+        if self._state == "stopped":
+            return "stopped", None, None
         now = asyncio.get_running_loop().time()
         for task, stuck in self._stuck.items():
             if not task.done():
@@ -199,26 +271,47 @@ class Daemon:
 
     # ------------------------------------------------------------------ internals
 
+    async def _open_state(self) -> None:
+        """Open what the agent keeps on disk, then prove the state directory takes a write
+        (the heartbeat file, replaced atomically as every ledger write is)."""
+        if self.open_state is not None:
+            await self.open_state()
+        try:
+            await asyncio.to_thread(write_heartbeat, self.heartbeat_file, self.beat())
+        except OSError as exc:
+            if exc.errno in PERMISSION_ERRNOS:
+                raise permission_denied(self.heartbeat_file) from None
+            raise write_error(exc, f"the heartbeat file {self.heartbeat_file}") from None
+
     async def _patiently(self, step: Callable[[], Coroutine[Any, Any, object]]) -> bool:
-        """``step()`` (start-up: who am I, reconcile; then the first plan) until it succeeds
-        (True) or a stop comes (False). A failure that may pass (Glimpse down, 5xx, 429; a
-        state directory that is full or read-only) waits and tries again; any other error
-        raises. A Glimpse that answers slowly must not keep SIGTERM waiting, so a stop cuts an
-        attempt short; that is safe: the intents it did not settle stay open."""
+        """``step()`` (the state; then start-up: who am I, reconcile; then the first plan)
+        until it succeeds (True) or a stop comes (False). A failure that may pass (Glimpse
+        down, 5xx, 429; a state directory that is full or read-only) waits and tries again; any
+        other error raises, a permission refused on the state directory included. A Glimpse
+        that answers slowly must not keep SIGTERM waiting, so a stop cuts an attempt short;
+        that is safe: the intents it did not settle stay open."""
         attempt = 0
         while not self._stop.is_set():
             attempt += 1
             try:
-                return await self._unless_stopped(step())
+                done = await self._unless_stopped(step())
+                if done:
+                    self.vitals.waiting(None)
+                return done
             except (ServiceError, StateUnwritable) as exc:
                 if isinstance(exc, ServiceError) and not exc.retryable:
                     raise
+                if isinstance(exc, StateUnwritable) and exc.errno in PERMISSION_ERRNOS:
+                    raise permission_denied(self.heartbeat_file.parent) from exc
                 wait = self.startup_backoff[min(attempt, len(self.startup_backoff)) - 1]
                 if isinstance(exc, RateLimited) and exc.retry_after:
                     wait = max(wait, exc.retry_after)
                 waiting_for = (
                     "the state directory" if isinstance(exc, StateUnwritable) else "Glimpse"
                 )
+                self.vitals.waiting(waiting_for)
+                if isinstance(exc, ServiceError) and not isinstance(exc, RateLimited):
+                    self.vitals.glimpse_failed(str(exc))
                 self.log.warning(
                     "startup_retry",
                     attempt=attempt,
@@ -232,7 +325,8 @@ class Daemon:
                         :200
                     ]
                 )
-                self.notifier.extend_timeout(wait + 120)
+                if not self._ready:  # only start-up has a timeout to extend
+                    self.notifier.extend_timeout(wait + 120)
                 if not await self._unless_stopped(asyncio.sleep(wait)):
                     return False
         return False
@@ -296,9 +390,11 @@ class Daemon:
     async def _alive_loop(self) -> None:
         """Feed the watchdog and the heartbeat file while the loop makes progress; while an
         action is stuck, starve the watchdog (systemd restarts us) and say "stuck" in the file
-        (whose ``at`` then stops advancing)."""
+        (whose ``at`` then stops advancing). A change of the vitals rewrites the file at once."""
         was = "starting"
         while True:
+            # Cleared before the beat is made: a change while it is written wakes the next turn.
+            self._wake.clear()
             state, action, since = self.health
             now = self.clock.now()
             if state != "stuck":
@@ -318,19 +414,13 @@ class Daemon:
                     self.log.info("daemon_unstuck")
                     self.notifier.status(state)
                 was = state
-            beat = Heartbeat(
-                at=self._healthy_at or now,
-                state=state,
-                action=action,
-                action_since=since,
-                written_at=now,
-            )
             try:
-                await asyncio.to_thread(write_heartbeat, self.heartbeat_file, beat)
+                await asyncio.to_thread(write_heartbeat, self.heartbeat_file, self.beat())
             except OSError as exc:
                 # Identical repeats (a disk that stays full) are rate-limited by the logger.
                 self.log.warning("heartbeat_file_failed", error=str(exc))
-            await asyncio.sleep(self.alive_every)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), self.alive_every)
 
     def _guard(
         self,
@@ -390,13 +480,16 @@ class Daemon:
                     done, _ = await asyncio.wait({task}, timeout=deadline)
                     if not done:
                         await self._past_deadline(action, task)
+                        self._action_failed(kind, f"still running after {deadline:g} s")
                     elif task.cancelled():
                         if not self._stop.is_set():
                             self.log.error("job_failed", job=name, error="cancelled")
+                            self._action_failed(kind, "cancelled")
                     elif (exc := task.exception()) is not None:
                         self.log.error(
                             "job_failed", job=name, error=str(exc), error_type=type(exc).__name__
                         )
+                        self._action_failed(kind, str(exc) or type(exc).__name__)
                 finally:
                     if task.done() or task in self._stuck:
                         self._in_flight = None
@@ -488,10 +581,22 @@ class Daemon:
             replace_existing=True,
         )
 
+    def _action_failed(self, kind: str, why: str) -> None:
+        if kind in ACTION_KINDS:
+            self.tallies.record_error(kind)
+            self.vitals.action_failed(why)
+
     async def _run_slot(self, slot: Slot) -> None:
         """The slot, and its retry when the agent planned one (a post that failed for a
-        reason that passes): the same slot again at ``retry_at``."""
+        reason that passes): the same slot again at ``retry_at``. Its outcome is counted, and
+        tells the vitals whether anything could be done."""
         outcome = await self.agent.run_slot(slot)
+        if isinstance(outcome, Outcome):
+            self.tallies.record_outcome(outcome)
+            if outcome.ok and outcome.detail != "already done":
+                self.vitals.action_done()
+            elif not outcome.ok:
+                self.vitals.action_failed(f"{outcome.kind}: {outcome.detail or 'failed'}")
         retry_at = getattr(outcome, "retry_at", None)
         if isinstance(retry_at, datetime) and not self._stop.is_set():
             self._schedule_slot(slot, retry_at)
