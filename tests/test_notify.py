@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import socket
+import threading
 from datetime import timedelta
 from pathlib import Path
 
@@ -75,3 +76,21 @@ def test_the_heartbeat_file_says_state_action_and_health(tmp_path: Path) -> None
     assert beat is not None and beat.at == now and beat.state == "running"
     path.write_text('{"state": 3}', encoding="utf-8")
     assert read_heartbeat(path) is None and not heartbeat_healthy(path, now)
+
+
+def test_a_receiver_that_never_reads_costs_messages_not_a_frozen_process(tmp_path: Path) -> None:
+    """systemd reads its socket; a receiver that does not (its queue full) must make a send
+    fail at once, not block the event loop that sends it."""
+    path = tmp_path / "notify"
+    listener = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    listener.bind(str(path))
+    sent: list[bool] = []
+    notifier = SystemdNotifier(str(path))
+    worker = threading.Thread(
+        target=lambda: sent.extend(notifier.watchdog() for _ in range(5000)), daemon=True
+    )
+    worker.start()
+    worker.join(timeout=30)
+    listener.close()
+    assert not worker.is_alive(), "a send blocked on a full queue"
+    assert sent[0] is True and sent.count(False) > 0  # the queue filled; the rest were dropped

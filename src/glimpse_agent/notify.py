@@ -42,10 +42,13 @@ class SystemdNotifier:
             return False
         try:
             with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as sock:
+                # Sent from the event loop: a receiver whose queue is full (not reading) must
+                # cost us one lost message, never a frozen process.
+                sock.setblocking(False)
                 sock.connect(self._address)
-                sock.sendall(message.encode("utf-8"))
+                sock.send(message.encode("utf-8"))
             return True
-        except OSError:
+        except OSError:  # BlockingIOError included
             return False
 
     def ready(self) -> bool:

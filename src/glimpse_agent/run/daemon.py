@@ -222,7 +222,7 @@ class Daemon:
             return await self._shutdown(alive)
         except Unauthorized as exc:
             self.notifier.status(f"stopped: Glimpse refused the key ({exc.status})")
-            self.notifier.stopping()
+            self._say_stopping()
             raise
         finally:
             if not alive.done():  # start-up raised: nothing else will stop it
@@ -332,7 +332,7 @@ class Daemon:
         return False
 
     async def _stopped_during_startup(self, alive: asyncio.Task[None]) -> int:
-        self.notifier.stopping()
+        self._say_stopping()
         if self._scheduler is not None:
             self._scheduler.shutdown(wait=False)
             self._scheduler.remove_all_jobs()
@@ -361,9 +361,13 @@ class Daemon:
         self.log.info("stop_requested", signal=sig.name)
         self._stop.set()
 
-    async def _shutdown(self, alive: asyncio.Task[None]) -> int:
+    def _say_stopping(self) -> None:
+        """STOPPING=1, and no watchdog ping after it (the alive loop reads the state)."""
         self._state = "stopping"
         self.notifier.stopping()
+
+    async def _shutdown(self, alive: asyncio.Task[None]) -> int:
+        self._say_stopping()
         if self._scheduler is not None:
             self._scheduler.shutdown(wait=False)
         in_flight = self._in_flight
@@ -397,8 +401,11 @@ class Daemon:
             self._wake.clear()
             state, action, since = self.health
             now = self.clock.now()
-            if state != "stuck":
+            if state not in ("stuck", "stopping"):
+                # Once STOPPING=1 is sent, systemd's stop timeout is what counts; a ping after
+                # it would read as a service that took the stop back.
                 self.notifier.watchdog()
+            if state != "stuck":
                 self._healthy_at = now
             if state != was:
                 if state == "stuck":
