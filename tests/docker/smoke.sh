@@ -30,7 +30,7 @@ EMU_PID=""
 say() { printf '%s\n' "$*"; }
 fail() { say "FAIL: $*"; FAILED=1; }
 cleanup() {
-    docker rm -f smoke-aurora smoke-exit3 smoke-exit5 >/dev/null 2>&1 || true
+    docker rm -f -v smoke-aurora smoke-exit3 smoke-exit5 >/dev/null 2>&1 || true
     if [ ${#COMPOSE[@]} -gt 0 ] && [ -f "$WORK/compose/compose.yaml" ]; then
         (cd "$WORK/compose" && "${COMPOSE[@]}" -p glimpsesmoke down -v >/dev/null 2>&1) || true
     fi
@@ -145,7 +145,7 @@ if [ $has_health = 1 ]; then
     say "last health output: $(docker inspect -f '{{range .State.Health.Log}}{{.ExitCode}}:{{.Output}}{{end}}' \
         smoke-aurora | tail -c 300 | tr '\n' ' ')"
 else
-    say "health: no \`glimpse-agent health\` command in this build; the container reports $(health smoke-aurora)"
+    fail "no \`glimpse-agent health\` command in this build (the HEALTHCHECK runs it); the container reports $(health smoke-aurora)"
 fi
 start=$SECONDS
 docker stop -t 40 smoke-aurora >/dev/null
@@ -163,7 +163,7 @@ exit_of() {  # exit_of NAME LOG DOCKER-RUN-ARGS...: the container's exit code, o
         echo "none (still running after 120 s)"
     fi
     docker logs "$name" >"$log" 2>&1
-    docker rm -f "$name" >/dev/null
+    docker rm -f -v "$name" >/dev/null
 }
 last_line() { grep -v '^\s*$' "$1" | tail -n 1 | cut -c1-220; }
 mkdir -p "$WORK/rootonly" && chmod 0700 "$WORK/rootonly"
@@ -171,6 +171,7 @@ code=$(exit_of smoke-exit3 "$WORK/exit3.log" \
     -v "$C/aurora.toml:/etc/glimpse-agent/agent.toml:ro" -v "$C/personas:/etc/glimpse-agent/personas:ro" \
     -v "$C/secrets/aurora/glimpse:/run/secrets/glimpse:ro" -v "$WORK/rootonly:/var/lib/glimpse-agent")
 say "state dir owned by root, 0700: exit $code (want 3): $(last_line "$WORK/exit3.log")"
+[ "$code" = 3 ] || fail "an unwritable state dir must be exit 3 (a restart cannot fix it)"
 grep -q Traceback "$WORK/exit3.log" && fail "a traceback for an unwritable state dir"
 [ -n "$EMU_PID" ] && { kill "$EMU_PID"; wait "$EMU_PID" 2>/dev/null || true; EMU_PID=""; }
 printf 'glm_refused_0000000000000000\n' >"$WORK/bogus" && chown 10001 "$WORK/bogus" && chmod 0400 "$WORK/bogus"
@@ -182,6 +183,7 @@ code=$(exit_of smoke-exit5 "$WORK/exit5.log" \
     -v "$WORK/aurora-emu2.toml:/etc/glimpse-agent/agent.toml:ro" -v "$C/personas:/etc/glimpse-agent/personas:ro" \
     -v "$WORK/bogus:/run/secrets/glimpse:ro")
 say "refused Glimpse key: exit $code (want 5): $(last_line "$WORK/exit5.log")"
+[ "$code" = 5 ] || fail "a refused key must be exit 5 (a restart cannot fix it)"
 grep -q Traceback "$WORK/exit5.log" && fail "a traceback for a refused key"
 
 # ---- 5. Compose: the file as shipped, then its two personas side by side
