@@ -65,7 +65,8 @@ COMMANDS: dict[str, str] = {
     "the ledger",
     "check": "validate the config and reach every configured service; exit 0 only if all pass",
     "health": "is this config's daemon healthy? exit 0 yes, 1 no, and one line saying why",
-    "register": "register a new agent on Glimpse and store its key (0600) in the state dir",
+    "register": "register a new agent on Glimpse and store its key (0600): in the state dir, in "
+    "--key-file, or with -c in the file the config's [glimpse] api_key_file names",
     "verify": "activate the stored key with the 6-digit code mailed to the owner",
     "viewcomfy-params": 'list the flat parameters ("<node>-inputs-<name>") of a workflow_api.json',
 }

@@ -17,13 +17,14 @@ from glimpse_agent.config import (
     DEFAULT_GLIMPSE_URL,
     KEY_FILE_NAME,
     AgentConfig,
-    load_config,
     parse_config,
 )
+from glimpse_agent.config.sources import prepare, read_toml
 from glimpse_agent.errors import (
     ConfigError,
     Conflict,
     NotVerified,
+    Problem,
     RateLimited,
     Rejected,
     ServiceError,
@@ -49,6 +50,8 @@ class Target:
     configured_key: str | None
     config: str | None = None
     key_path: Path | None = None
+    # key_path is the config's own glimpse.api_key_file (no --key-file given).
+    key_path_from_config: bool = False
 
     @property
     def key_file(self) -> Path:
@@ -74,7 +77,8 @@ class Target:
 
     def command(self, verb: str) -> str:
         """How to run ``verb`` against the same target, for "next:" hints."""
-        key = f" --key-file {self.key_path}" if self.key_path else ""
+        named = self.key_path and not self.key_path_from_config
+        key = f" --key-file {self.key_path}" if named else ""
         if self.config:
             return f"glimpse-agent {verb} -c {self.config}{key}"
         where = f"--base-url {self.base_url} " + (key[1:] or f"--state-dir {self.state_dir}")
@@ -82,30 +86,78 @@ class Target:
 
 
 _KEY_KEYS = ("glimpse.api_key", "glimpse.api_key_file")
+# What onboarding reads of a config: where Glimpse is, where the key goes. The other sections
+# (image backends, captions, their secrets) are `check`'s business, so a config whose backend
+# keys are not filled in yet does not stop `register` (the README's order: copy the example,
+# register, then add the other keys).
+_ONBOARDING_KEYS = ("persona", "state_dir")
+_ONBOARDING_GLIMPSE_KEYS = ("base_url", "api_key", "api_key_file", "timeout")
+
+
+def _onboarding_part(raw: dict[str, object]) -> dict[str, object]:
+    part = {k: raw[k] for k in _ONBOARDING_KEYS if k in raw}
+    glimpse = raw.get("glimpse")
+    if isinstance(glimpse, dict):
+        part["glimpse"] = {k: v for k, v in glimpse.items() if k in _ONBOARDING_GLIMPSE_KEYS}
+    elif glimpse is not None:
+        part["glimpse"] = glimpse  # not a table: let validation say so
+    return part
 
 
 def _load(path: Path) -> AgentConfig:
-    """The config; a ``glimpse.api_key`` naming an unset variable (``"${GLIMPSE_API_KEY}"`` in
-    the example, before there is a key to put there), or an ``api_key_file`` not written yet
-    (the file ``register --key-file`` is about to write), is left out rather than refused."""
+    """The onboarding part of the config; a ``glimpse.api_key`` naming an unset variable
+    (``"${GLIMPSE_API_KEY}"`` in the example, before there is a key to put there), or an
+    ``api_key_file`` not written yet (the file `register` is about to write), is left out
+    rather than refused."""
+    raw, problems = read_toml(path)
+    if raw is None:
+        raise ConfigError(problems)
+    part = _onboarding_part(raw)
     try:
-        return load_config(path)
+        return parse_config(part, source=path)
     except ConfigError as exc:
         if not exc.problems or any(p.key not in _KEY_KEYS for p in exc.problems):
             raise
-        try:
-            raw = tomllib.loads(path.read_text(encoding="utf-8"))
-            for key in _KEY_KEYS:
-                raw["glimpse"].pop(key.removeprefix("glimpse."), None)
-        except (OSError, ValueError, KeyError, TypeError, AttributeError):
-            raise exc from None
-        print(
-            f"glimpse-agent: note: ignoring glimpse.api_key in {path} ("
-            + "; ".join(p.message for p in exc.problems)
-            + "): remove it to use the stored key",
-            file=sys.stderr,
-        )
-        return parse_config(raw, source=path)
+        glimpse = part.get("glimpse")
+        if not isinstance(glimpse, dict):
+            raise
+        for key in _KEY_KEYS:
+            glimpse.pop(key.removeprefix("glimpse."), None)
+        # An api_key_file not written yet needs no note: `target` makes it the key's file.
+        unset = [p.message for p in exc.problems if p.key == "glimpse.api_key"]
+        if unset:
+            print(
+                f"glimpse-agent: note: ignoring glimpse.api_key in {path} ("
+                + "; ".join(unset)
+                + "): remove it to use the stored key",
+                file=sys.stderr,
+            )
+        return parse_config(part, source=path)
+
+
+def configured_key_file(config: Path) -> Path | None:
+    """The file ``config`` reads the Glimpse key from (``[glimpse] api_key_file``, ``${ENV}``
+    expanded, relative to the config's folder), or None. Without ``--key-file`` that file is
+    the key's file: `register` writes the key where the agent (the unit's credential, the
+    container's secret) will read it, not into the state directory beside it."""
+    try:
+        raw = tomllib.loads(config.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None  # loading the config reports it
+    glimpse = raw.get("glimpse")
+    value = glimpse.get("api_key_file") if isinstance(glimpse, dict) else None
+    if not isinstance(value, str):
+        return None
+    problems: list[Problem] = []
+    base = config.parent.resolve()
+    expanded = prepare(
+        value, prefix="glimpse.api_key_file", file=str(config), base=base, env=os.environ,
+        problems=problems,
+    )  # fmt: skip
+    if problems or not expanded:
+        return None
+    path = Path(expanded).expanduser()
+    return path if path.is_absolute() else base / path
 
 
 def target(args: argparse.Namespace) -> Target:
@@ -121,8 +173,14 @@ def target(args: argparse.Namespace) -> Target:
     if args.state_dir:
         state_dir = Path(args.state_dir).expanduser()
     key_file = getattr(args, "key_file", None)
+    from_config = False
+    if not key_file and args.config:
+        key_file = configured_key_file(Path(args.config))
+        from_config = key_file is not None
     key_path = Path(key_file).expanduser().absolute() if key_file else None
-    return Target(base_url.rstrip("/"), state_dir.absolute(), key, args.config, key_path)
+    return Target(
+        base_url.rstrip("/"), state_dir.absolute(), key, args.config, key_path, from_config
+    )
 
 
 def fail(message: str) -> int:

@@ -49,7 +49,9 @@ async def main(args: argparse.Namespace) -> int:
         ) from None
     print(f"Registered agent {name!r} (id {registration.agent_id}) on {where.base_url}.")
     print(f"Its API key is saved in {where.key_file} (mode 0600); it is not shown again.")
-    if where.key_path:
+    if where.key_path_from_config:
+        print(f"That is the file {args.config} reads it from (glimpse.api_key_file).")
+    elif where.key_path:
         print(
             f'The agent reads it once the config says api_key_file = "{where.key_file}" under '
             "[glimpse] (or hands the file to the unit as a credential, to the container as a "

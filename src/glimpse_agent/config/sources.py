@@ -35,7 +35,9 @@ def _interpolate(
         if default is not None:
             return default
         if current is None:
-            problems.append(Problem(file, key, f"environment variable {name} is not set"))
+            problems.append(
+                Problem(file, key, f"environment variable {name} is not set{_hint(name)}")
+            )
         else:
             problems.append(Problem(file, key, f"environment variable {name} is set but empty"))
         return ""
@@ -48,6 +50,41 @@ def _interpolate(
         last = m.end()
     out.append(_check_plain(value[last:], key, file, problems))
     return "".join(out)
+
+
+# Set by systemd only inside a unit (systemd.exec(5)), so a config naming them bare works under
+# the unit and fails from a shell: ``status`` or ``check`` run by hand.
+_UNIT_ONLY = frozenset(
+    {
+        "STATE_DIRECTORY",
+        "CREDENTIALS_DIRECTORY",
+        "RUNTIME_DIRECTORY",
+        "CACHE_DIRECTORY",
+        "LOGS_DIRECTORY",
+        "CONFIGURATION_DIRECTORY",
+    }
+)
+
+
+def _hint(name: str) -> str:
+    if name not in _UNIT_ONLY:
+        return ""
+    return (
+        f" (systemd sets it only inside the unit; give the path a shell should read too: "
+        f'"${{{name}:-/the/same/path}}", see docs/deploy.md)'
+    )
+
+
+def _unit_default(path: Path, env: Mapping[str, str]) -> str:
+    """Why a credential of our unit reads empty: its ``SetCredential=`` default, used when the
+    ``LoadCredential=`` file did not exist at start (systemd sets INVOCATION_ID in a unit)."""
+    creds = env.get("CREDENTIALS_DIRECTORY")
+    if not creds or "INVOCATION_ID" not in env or not path.is_relative_to(creds):
+        return ""
+    return (
+        f" (the unit's default: there was no /etc/glimpse-agent/credentials/<instance>/"
+        f"{path.name} when it started; see docs/deploy.md)"
+    )
 
 
 def _check_plain(text: str, key: str, file: str, problems: list[Problem]) -> str:
@@ -106,7 +143,9 @@ def prepare(
                 )
                 continue
             if not secret:
-                problems.append(Problem(file, key, f"secret file {path} is empty"))
+                problems.append(
+                    Problem(file, key, f"secret file {path} is empty{_unit_default(path, env)}")
+                )
                 continue
             out[stem] = secret
             continue
