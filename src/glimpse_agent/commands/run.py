@@ -7,6 +7,7 @@ from datetime import datetime
 
 from glimpse_agent.clock import SystemClock
 from glimpse_agent.commands._common import load
+from glimpse_agent.errors import ConfigError, Problem
 from glimpse_agent.ledger.storage import ensure_state_dir
 from glimpse_agent.planner import DayPlan, Slot
 from glimpse_agent.run.assemble import Runtime, open_runtime
@@ -43,6 +44,17 @@ class _OpeningAgent:
 
 
 async def main(args: argparse.Namespace) -> int:
+    configs = args.config if isinstance(args.config, list) else [args.config]
+    configs = [c for c in configs if c]
+    if getattr(args, "fleet", None) or len(configs) > 1:
+        from glimpse_agent.commands.fleet import run_fleet
+
+        return await run_fleet(args, configs)
+    if not configs:
+        raise ConfigError(
+            [Problem("command line", "-c", "give -c AGENT_TOML (or several, or --fleet DIR)")]
+        )
+    args.config = configs[0]
     loaded = load(args)
     clock = SystemClock()
     daemon_cfg = loaded.config.daemon

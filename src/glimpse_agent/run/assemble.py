@@ -69,10 +69,14 @@ async def open_runtime(
     dry_run: bool = False,
     state_dir: Path | None = None,
     progress: ProgressCallback | None = None,
+    http: httpx.AsyncClient | None = None,
 ) -> Runtime:
     """Open everything an agent needs; close it with ``await runtime.close()``. ``progress``
     receives the image backends' progress (ViewComfy with ``logs = true``), for a progress bar;
-    without it the backend still logs a line every 25 %."""
+    without it the backend still logs a line every 25 %. ``http``: a client shared with other
+    personas (a fleet), used as is and left open; every adapter sends its own credentials and
+    timeout with each request, so nothing of this persona's is kept in it. Default: a client of
+    its own."""
     config, persona = loaded.config, loaded.persona
     key = require_key(config)
     state = state_dir or config.state_dir
@@ -82,10 +86,11 @@ async def open_runtime(
         ledger = await AsyncLedger.open(state, clock=clock)
         stack.callback(ledger.ledger.close)
         stack.push_async_callback(ledger.aclose)
-        http = httpx.AsyncClient(
-            timeout=httpx.Timeout(config.glimpse.timeout, connect=10.0), follow_redirects=True
-        )
-        stack.push_async_callback(http.aclose)
+        if http is None:
+            http = httpx.AsyncClient(
+                timeout=httpx.Timeout(config.glimpse.timeout, connect=10.0), follow_redirects=True
+            )
+            stack.push_async_callback(http.aclose)
         inbox: list[tuple[RateLimitInfo, datetime]] = []
         glimpse = GlimpseClient(
             config.glimpse.base_url,

@@ -98,9 +98,12 @@ class Daemon:
         startup_backoff: Sequence[float] = STARTUP_BACKOFF,
         deadline_for: Callable[[str], float] | None = None,
         stuck_grace_seconds: float = STUCK_GRACE_SECONDS,
+        handle_signals: bool = True,
     ) -> None:
         """``deadline_for(kind)`` gives the seconds a job of that kind ("post", "engage",
-        "heartbeat") may run (default: an hour for every kind)."""
+        "heartbeat") may run (default: an hour for every kind). ``handle_signals=False``: the
+        caller owns SIGTERM/SIGINT and calls ``request_stop`` (a fleet hosts many daemons on
+        one loop, and a loop has one handler per signal)."""
         self.agent = agent
         self.clock = clock
         self.heartbeat_file = heartbeat_file
@@ -120,6 +123,7 @@ class Daemon:
         self._running_since: dict[str, datetime] = {}
         self.deadline_for = deadline_for or (lambda _kind: DEFAULT_DEADLINE_SECONDS)
         self.stuck_grace = stuck_grace_seconds
+        self.handle_signals = handle_signals
         self._action: _Action | None = None
         #: Actions that outlived their deadline and ignored their cancellation.
         self._stuck: dict[asyncio.Task[Any], _Action] = {}
@@ -141,7 +145,8 @@ class Daemon:
 
     async def run(self) -> int:
         loop = asyncio.get_running_loop()
-        for sig in (signal.SIGTERM, signal.SIGINT):
+        signals = (signal.SIGTERM, signal.SIGINT) if self.handle_signals else ()
+        for sig in signals:
             loop.add_signal_handler(sig, self._on_signal, sig)
         # Alive from the first moment: the watchdog and the heartbeat file must not wait for
         # a start-up that may be waiting for Glimpse.
@@ -181,7 +186,7 @@ class Daemon:
             if not alive.done():  # start-up raised: nothing else will stop it
                 alive.cancel()
                 await asyncio.gather(alive, return_exceptions=True)
-            for sig in (signal.SIGTERM, signal.SIGINT):
+            for sig in signals:
                 loop.remove_signal_handler(sig)
 
     @property
