@@ -6,6 +6,7 @@ persona's own key and nobody's cookies; the exit codes when every persona fails.
 from __future__ import annotations
 
 import asyncio
+import socket
 import time
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
@@ -20,7 +21,7 @@ from starlette.routing import Route
 
 from fleetkit import write_member
 from glimpse_agent.clock import SystemClock
-from glimpse_agent.errors import ConfigError
+from glimpse_agent.errors import ConfigError, StateError
 from glimpse_agent.run.fleet import Fleet, shared_http
 from glimpse_agent.run.fleet_configs import FleetSource
 from glimpse_agent.sandbox.glimpse.app import API_ROOT, create_glimpse_app
@@ -220,3 +221,25 @@ async def test_shared_client_keeps_no_cookie_and_sends_each_key(tmp_path: Path) 
             await http.get(server.url + "/x", headers={"Authorization": "Bearer key-b"})
     assert seen == [{"auth": "Bearer key-a"}, {"auth": "Bearer key-b"}]
     assert isinstance(http, httpx.AsyncClient)
+
+
+async def test_one_control_socket_one_fleet(
+    tmp_path: Path, world: tuple[GlimpseWorld, str], running: Any
+) -> None:
+    """A second fleet on a socket a live fleet answers on is refused (exit 3); a socket left
+    by a fleet that died is taken over."""
+    glimpse, base_url = world
+    fleet_dir = tmp_path / "fleet.d"
+    _, key = glimpse.create_agent("solo")
+    write_member(tmp_path, "solo", base_url=base_url, key=key, fleet_dir=fleet_dir)
+    control = tmp_path / "ctl" / "fleet.sock"
+    control.parent.mkdir(mode=0o700)
+    stale = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    stale.bind(str(control))
+    stale.close()  # bound, never listening: what a killed fleet leaves
+    first = Fleet(FleetSource(directory=fleet_dir), control=control, handle_signals=False)
+    running(first)
+    assert await _wait(lambda: _is(first, "solo", "running"), 20)
+    second = Fleet(FleetSource(directory=fleet_dir), control=control, handle_signals=False)
+    with pytest.raises(StateError, match="another fleet already answers"):
+        await second.run()

@@ -19,6 +19,7 @@ import pytest
 
 from fleetkit import write_member
 from glimpse_agent.clock import SystemClock
+from glimpse_agent.notify import heartbeat_healthy
 from glimpse_agent.sandbox.glimpse.app import API_ROOT, create_glimpse_app
 from glimpse_agent.sandbox.glimpse.world import GlimpseWorld
 from glimpse_agent.sandbox.server import LoopbackServer
@@ -48,7 +49,7 @@ def _cli(*args: str) -> subprocess.CompletedProcess[str]:
 def _status(control: Path) -> dict[str, dict[str, Any]]:
     done = _cli("fleet", "status", "--json", "--control", str(control))
     if done.returncode != 0:
-        return {}
+        return {"error": {"state": done.stdout + done.stderr}}
     return {row["persona"]: row for row in json.loads(done.stdout)["personas"]}
 
 
@@ -105,6 +106,8 @@ def test_fleet_reload_pause_resume_and_stop(
         ), _status(control)
         assert wait_until(lambda: all(posts(n) == 1 for n in ("ada", "bob", "cyd")), 60)
         assert stat.S_IMODE(control.stat().st_mode) == 0o600
+        assert stat.S_IMODE(control.parent.stat().st_mode) == 0o700
+        assert heartbeat_healthy(control.parent / "heartbeat")
         rows = _status(control)
         assert rows["ada"]["quotas_left"]["posts"] is not None
         human = _cli("fleet", "status", "--control", str(control))

@@ -51,7 +51,12 @@ from glimpse_agent.errors import ConfigError, Problem, StateError, StateUnwritab
 from glimpse_agent.ledger import Ledger
 from glimpse_agent.ledger.storage import ensure_state_dir
 from glimpse_agent.logs import get_logger
-from glimpse_agent.notify import SystemdNotifier, watchdog_interval_seconds
+from glimpse_agent.notify import (
+    Heartbeat,
+    SystemdNotifier,
+    watchdog_interval_seconds,
+    write_heartbeat,
+)
 from glimpse_agent.planner import DayPlan, Slot
 from glimpse_agent.redaction import redact
 from glimpse_agent.run import fleet_control
@@ -104,9 +109,13 @@ class _MemberAgent:
     """The persona's agent, opened as the first step of its daemon's start-up (as ``run``
     does): a full or read-only state dir is then waited for, not a failure."""
 
-    def __init__(self, opener: Callable[[], Awaitable[Runtime]]) -> None:
+    def __init__(self, opener: Callable[[], Awaitable[Runtime]], clock: Clock) -> None:
         self._opener = opener
+        self.clock = clock
         self.runtime: Runtime | None = None
+        #: The last action that failed, and why (``fleet status`` shows it without waiting
+        #: for the persona's ledger, which may be busy).
+        self.last_failure: str | None = None
 
     async def startup(self) -> None:
         if self.runtime is None:
@@ -121,7 +130,21 @@ class _MemberAgent:
         return await self._rt().agent.plan_day(now)
 
     async def run_slot(self, slot: Slot) -> object:
-        return await self._rt().agent.run_slot(slot)
+        try:
+            outcome = await self._rt().agent.run_slot(slot)
+        except asyncio.CancelledError:
+            self._failed(slot, "cancelled (past its deadline, or the persona was stopped)")
+            raise
+        except Exception as exc:
+            self._failed(slot, f"{type(exc).__name__}: {exc}")
+            raise
+        if not getattr(outcome, "ok", True):
+            self._failed(slot, str(getattr(outcome, "detail", "") or "failed"))
+        return outcome
+
+    def _failed(self, slot: Slot, why: str) -> None:
+        at = self.clock.now().isoformat(timespec="seconds")
+        self.last_failure = redact(f"{at} {slot.slot_id}: {why}")[:300]
 
     async def heartbeat(self) -> None:
         await self._rt().agent.heartbeat()
@@ -417,7 +440,8 @@ class Fleet:
         config = loaded.config
         http = self.http
         agent = _MemberAgent(
-            lambda: open_runtime(loaded, clock=self.clock, dry_run=self.dry_run, http=http)
+            lambda: open_runtime(loaded, clock=self.clock, dry_run=self.dry_run, http=http),
+            self.clock,
         )
         member.agent = agent
         member.notifier = _RecordingNotifier()
@@ -520,7 +544,9 @@ class Fleet:
             "detail": member.notifier.last_status if state in ("starting", "stuck") else None,
             "next_action": None,
             "quotas_left": None,
-            "last_error": member.error or member.reload_problem,
+            "last_error": member.error
+            or member.reload_problem
+            or (member.agent.last_failure if member.agent is not None else None),
         }
         if member.daemon is not None:
             upcoming = [(j, at) for j, at in member.daemon.scheduled if j not in ("heartbeat",)]
@@ -572,14 +598,33 @@ class Fleet:
         text = ", ".join(f"{n} {state}" for state, n in sorted(counts.items()))
         self.notifier.status(f"fleet: {text}"[:200])
 
+    @property
+    def heartbeat_file(self) -> Path:
+        """The fleet's own heartbeat file, beside its control socket (each persona still
+        writes its own in its state dir): what a container's health check reads."""
+        return self.control.parent / "heartbeat"
+
     async def _alive_loop(self) -> None:
         """WATCHDOG=1 while no member is stuck: a wedged persona gets the fleet restarted,
-        as it would get its own daemon restarted."""
+        as it would get its own daemon restarted. The heartbeat file says the same."""
         was_stuck: set[str] = set()
+        healthy_at: datetime | None = None
         while True:
             stuck = {m.name for m in self.members.values() if m.live_state() == "stuck"}
+            now = self.clock.now()
             if not stuck:
                 self.notifier.watchdog()
+                healthy_at = now
+            beat = Heartbeat(
+                at=healthy_at or now,
+                state="stuck" if stuck else "running",
+                action=", ".join(sorted(stuck))[:200] or None,
+                written_at=now,
+            )
+            try:
+                await asyncio.to_thread(write_heartbeat, self.heartbeat_file, beat)
+            except OSError as exc:
+                self.log.warning("heartbeat_file_failed", error=str(exc))
             if stuck != was_stuck:
                 if stuck:
                     self.log.error(

@@ -21,11 +21,13 @@ from pathlib import Path
 from typing import Any
 
 from glimpse_agent.errors import GlimpseAgentError, StateError
+from glimpse_agent.logs import get_logger
 from glimpse_agent.redaction import redact
 
 ENV_CONTROL = "GLIMPSE_FLEET_CONTROL"
 #: A request or an answer larger than this is refused (an answer lists every persona).
 MAX_LINE = 8 * 1024 * 1024
+log = get_logger("glimpse_agent.fleet")
 Handler = Callable[[Mapping[str, Any]], Awaitable[dict[str, Any]]]
 
 
@@ -96,6 +98,15 @@ async def serve(path: Path, handler: Handler) -> asyncio.AbstractServer:
                     answer = await handler(request)
                 except GlimpseAgentError as exc:
                     answer = {"ok": False, "error": redact(str(exc))}
+                except Exception as exc:  # a bug of ours: say so, keep serving
+                    log.error(
+                        "control_request_failed",
+                        command=str(request.get("command"))[:40],
+                        error=str(exc),
+                        error_type=type(exc).__name__,
+                        exc_info=True,
+                    )
+                    answer = {"ok": False, "error": redact(f"{type(exc).__name__}: {exc}")}
             writer.write(json.dumps(answer, default=str).encode() + b"\n")
             await writer.drain()
         except (ConnectionError, asyncio.LimitOverrunError, ValueError):
