@@ -11,6 +11,7 @@ import socket
 import stat
 import subprocess
 import sys
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -88,13 +89,21 @@ def test_fleet_reload_pause_resume_and_stop(
             text=True,
         )
     messages: list[str] = []
+    listening = threading.Event()
+    listening.set()
 
     def drain() -> None:
-        while True:
+        # Read as systemd does, all along: a full datagram queue would block the sender.
+        while listening.is_set():
             try:
                 messages.append(listener.recv(256).decode())
             except TimeoutError:
+                continue
+            except OSError:
                 return
+
+    reader = threading.Thread(target=drain, daemon=True)
+    reader.start()
 
     def posts(name: str) -> int:
         return len(glimpse.posts_by(agents[name][0]))
@@ -135,14 +144,14 @@ def test_fleet_reload_pause_resume_and_stop(
         unknown = _cli("fleet", "pause", "nobody", "--control", str(control))
         assert unknown.returncode == 1 and "no persona named 'nobody'" in unknown.stderr
 
-        drain()
         proc.send_signal(signal.SIGTERM)
         code = proc.wait(timeout=40)
-        drain()
     finally:
         if proc.poll() is None:
             proc.kill()
             proc.wait()
+        listening.clear()
+        reader.join(timeout=5)
         listener.close()
     err = err_path.read_text()
     assert code == 0, err[-3000:]
