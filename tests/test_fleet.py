@@ -243,3 +243,38 @@ async def test_one_control_socket_one_fleet(
     second = Fleet(FleetSource(directory=fleet_dir), control=control, handle_signals=False)
     with pytest.raises(StateError, match="another fleet already answers"):
         await second.run()
+
+
+async def test_reload_restarts_changed_stops_removed_keeps_the_rest(
+    tmp_path: Path, world: tuple[GlimpseWorld, str], running: Any
+) -> None:
+    glimpse, base_url = world
+    fleet_dir = tmp_path / "fleet.d"
+    files = {}
+    for name in ("keep", "edit", "gone", "typo"):
+        _, key = glimpse.create_agent(name + "_x")
+        files[name] = write_member(tmp_path, name, base_url=base_url, key=key, fleet_dir=fleet_dir)
+    fleet = Fleet(
+        FleetSource(directory=fleet_dir), control=tmp_path / "ctl.sock", handle_signals=False
+    )
+    running(fleet)
+
+    async def all_running() -> bool:
+        return {r["state"] for r in (await _states(fleet)).values()} == {"running"}
+
+    assert await _wait(all_running, 20), await _states(fleet)
+    daemons = {m.name: m.daemon for m in fleet.members.values()}
+    files["edit"].write_text(files["edit"].read_text().replace("timeout = 5.0", "timeout = 6.0"))
+    files["gone"].unlink()
+    files["typo"].write_text(files["typo"].read_text() + "\nnot_a_key = 1\n")
+    result = await fleet.reload()
+    assert result["restarted"] == ["edit"] and result["removed"] == ["gone"]
+    assert result["unchanged"] == 1 and result["added"] == []
+    assert any("not_a_key" in p for p in result["problems"])
+    assert await _wait(all_running, 20), await _states(fleet)
+    rows = await _states(fleet)
+    assert set(rows) == {"keep", "edit", "typo"}
+    assert fleet.member("keep").daemon is daemons["keep"], "an unchanged persona is not touched"
+    assert fleet.member("typo").daemon is daemons["typo"], "a broken edit keeps what runs"
+    assert fleet.member("edit").daemon is not daemons["edit"]
+    assert "not_a_key" in rows["typo"]["last_error"]

@@ -6,8 +6,12 @@ with ``glimpse-agent fleet pause``. Every other persona must post exactly its pl
 rate-limited (no 429) and never post twice; the broken ones must be reported in ``fleet status``
 and never post as (or for) anyone else. Prints the figures as JSON; exit 1 if a promise broke.
 
-    python -m tests.soak.fleet --days 7 --speed 1440        # the week (~8 min)
-    python -m tests.soak.fleet --days 1 --speed 1440        # one day (~1.5 min)
+    python -m tests.soak.fleet --days 7 --speed 720         # the week (~15 min)
+    python -m tests.soak.fleet --days 1 --speed 1440        # one day (~1 min)
+
+``[glimpse] timeout`` is in fake seconds (1800 s: 2.5 s real at x720, 1.25 s at x1440), and so
+are the daemon's misfire grace (15 min: 1.25 s real at x720) and every deadline: on a loaded
+2-core machine a higher speed squeezes them below what one process hosting 20 personas needs.
 """
 
 from __future__ import annotations
@@ -50,7 +54,7 @@ def parse(argv: list[str]) -> argparse.Namespace:
     p.add_argument("--personas", type=int, default=20, help="in all, the three broken ones too")
     p.add_argument("--speed", type=int, default=1440, help="fake seconds per real second")
     p.add_argument("--seed", type=int, default=1)
-    p.add_argument("--timeout", type=float, default=600.0, help="[glimpse] timeout (fake s)")
+    p.add_argument("--timeout", type=float, default=1800.0, help="[glimpse] timeout (fake s)")
     p.add_argument("--out", type=Path, default=None)
     p.add_argument("--keep", type=Path, default=None)
     return p.parse_args(argv)

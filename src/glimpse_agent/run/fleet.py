@@ -255,10 +255,10 @@ class Fleet:
             )
         if all(item.agent is None for item in loaded):
             raise ConfigError([p for item in loaded for p in item.problems])
-        if self.http is None:
-            self.http = shared_http()
         loop = asyncio.get_running_loop()
         server = await fleet_control.serve(self.control, self.handle)
+        if self.http is None:
+            self.http = shared_http()
         signals: list[signal.Signals] = []
         if self.handle_signals:
             for sig in (signal.SIGTERM, signal.SIGINT):
@@ -287,6 +287,9 @@ class Fleet:
             server.close()
             with contextlib.suppress(OSError):
                 self.control.unlink()
+            for task in list(self._background):
+                task.cancel()
+            await asyncio.gather(*self._background, return_exceptions=True)
             for sig in signals:
                 loop.remove_signal_handler(sig)
             if self._owns_http and self.http is not None:
@@ -323,6 +326,10 @@ class Fleet:
     async def pause(self, member: Member) -> None:
         """Stop the persona and remember it is paused (in its state dir), until ``resume``."""
         marker = member.paused_file
+        if marker is None:
+            raise ConfigError(
+                [Problem(str(member.path), "", "does not load, so it does not run: fix it, reload")]
+            )
         if marker is not None:
             ensure_state_dir(marker.parent)
             marker.write_text(
@@ -352,6 +359,8 @@ class Fleet:
         (and ones that had failed: a reload is how an operator says "fixed"). A file that no
         longer loads leaves its persona running as it was, and says why."""
         async with self._reload_lock:
+            if self._stop.is_set():
+                return {"problems": ["the fleet is stopping"]}
             try:
                 paths = self.source.paths()
             except ConfigError as exc:
@@ -428,7 +437,7 @@ class Fleet:
 
     def _start(self, member: Member) -> None:
         loaded = member.loaded.agent
-        if loaded is None:
+        if loaded is None or self._stop.is_set():
             return
         member.since = self.clock.now()
         member.stopping = False
