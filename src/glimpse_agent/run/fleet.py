@@ -330,11 +330,15 @@ class Fleet:
             raise ConfigError(
                 [Problem(str(member.path), "", "does not load, so it does not run: fix it, reload")]
             )
-        if marker is not None:
+        try:
             ensure_state_dir(marker.parent)
             marker.write_text(
                 json.dumps({"paused_at": self.clock.now().isoformat()}) + "\n", encoding="utf-8"
             )
+        except OSError as exc:
+            raise StateUnwritable(
+                f"cannot note the pause in {marker}: {exc.strerror or exc}", errno=exc.errno
+            ) from None
         with structlog.contextvars.bound_contextvars(persona=member.name):
             await self._stop_member(member)
             member.state, member.since, member.error = "paused", self.clock.now(), None
