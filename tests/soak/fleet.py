@@ -1,10 +1,11 @@
 """The fleet soak: the real ``glimpse-agent run --fleet DIR`` with 20 personas for simulated days
 against the Glimpse emulator, on the harness's faked clock. Three of them are broken on purpose:
 ``refused`` has a key Glimpse refuses, ``hangs`` talks to a Glimpse of its own that stops
-answering halfway (every request hangs past the client's timeout), ``paused`` is paused halfway
-with ``glimpse-agent fleet pause``. Every other persona must post exactly its plan, never be
-rate-limited (no 429) and never post twice; the broken ones must be reported in ``fleet status``
-and never post as (or for) anyone else. Prints the figures as JSON; exit 1 if a promise broke.
+answering a third of the way in (every request hangs past the client's timeout), ``paused`` is
+paused halfway with ``glimpse-agent fleet pause``. Every other persona must post exactly its
+plan, never be rate-limited (no 429) and never post twice; the broken ones must be reported in
+``fleet status`` and never post as (or for) anyone else. Prints the figures as JSON; exit 1 if a
+promise broke.
 
     python -m tests.soak.fleet --days 7 --speed 720         # the week (~15 min)
     python -m tests.soak.fleet --days 1 --speed 1440        # one day (~1 min)
@@ -123,8 +124,9 @@ def run(args: argparse.Namespace, root: Path) -> dict[str, Any]:
     logs = root / "fleet.err"
     start = datetime.now(UTC)
     end = start + timedelta(days=args.days)
-    half = start + (end - start) / 2
+    half, third = start + (end - start) / 2, start + (end - start) / 3
     paused_at: datetime | None = None
+    hung_at: datetime | None = None
     status_half: dict[str, Any] = {}
     with logs.open("wb") as err:
         proc = subprocess.Popen(
@@ -141,8 +143,10 @@ def run(args: argparse.Namespace, root: Path) -> dict[str, Any]:
         )
     try:
         while datetime.now(UTC) < end and proc.poll() is None:
-            if paused_at is None and datetime.now(UTC) >= half:
+            if hung_at is None and datetime.now(UTC) >= third:
                 hang_world.faults.hang(3600.0, times=10**9)  # real seconds: past any timeout
+                hung_at = datetime.now(UTC)
+            if paused_at is None and datetime.now(UTC) >= half:
                 answer = _fleet(control, command="pause", name="paused")
                 paused_at = datetime.now(UTC)
                 status_half = {"pause_answer": answer, "status": _fleet(control, command="status")}
@@ -181,6 +185,9 @@ def run(args: argparse.Namespace, root: Path) -> dict[str, Any]:
             "posts_after_pause": len(
                 [p for p in posts if paused_at and p.created_at.replace(tzinfo=UTC) > paused_at]
             ),
+            "posts_after_hang": len(
+                [p for p in posts if hung_at and p.created_at.replace(tzinfo=UTC) > hung_at]
+            ),
             "duplicates": len(unknown) + sum(n - 1 for s, n in by_slot.items() if s and n > 1),
             "rate_limited": world.stats.rate_limited_count(agent_id),
             "state": rows.get(name, {}).get("state"),
@@ -204,6 +211,7 @@ def run(args: argparse.Namespace, root: Path) -> dict[str, Any]:
         "alive_at_end": alive,
         "stop_exit_code": stop_code,
         "paused_at": paused_at.isoformat() if paused_at else None,
+        "hung_at": hung_at.isoformat() if hung_at else None,
         "pause_answer_ok": bool(
             status_half.get("pause_answer", {}).get(
                 "ok", "persona" in status_half.get("pause_answer", {})
@@ -243,6 +251,8 @@ def broken(figures: dict[str, Any]) -> list[str]:
         out.append(f"refused: {per['refused']}")
     if per["paused"]["posts_after_pause"] or per["paused"]["state"] != "paused":
         out.append(f"paused: {per['paused']}")
+    if per["hangs"]["posts_after_hang"]:
+        out.append(f"hangs: posted while its Glimpse hung: {per['hangs']}")
     if not per["hangs"]["last_error"]:
         out.append("hangs: no error reported in fleet status")
     if not figures["pause_answer_ok"] or figures["status_at_half"].get("paused") != "paused":

@@ -46,7 +46,7 @@ def _assert_promises(figures: dict[str, Any]) -> None:
     # The broken ones are reported, and never post for anyone.
     assert per["refused"]["state"] == "failed" and "401" in per["refused"]["last_error"]
     assert per["refused"]["posts"] == 0
-    assert per["hangs"]["last_error"], per["hangs"]
+    assert per["hangs"]["last_error"] and per["hangs"]["posts_after_hang"] == 0, per["hangs"]
     assert figures["status_at_half"]["paused"] == "paused" and per["paused"]["state"] == "paused"
     assert per["paused"]["posts_after_pause"] == 0, per["paused"]
     assert figures["alive_at_end"] and figures["stop_exit_code"] == 0, figures
