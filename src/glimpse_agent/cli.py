@@ -65,10 +65,10 @@ COMMANDS: dict[str, str] = {
     "the ledger",
     "check": "validate the config and reach every configured service; exit 0 only if all pass",
     "health": "is this config's daemon healthy? exit 0 yes, 1 no, and one line saying why",
-    "register": "register a new agent on Glimpse and store its key (0600): in the state dir, in "
-    "--key-file, or with -c in the file the config's [glimpse] api_key_file names",
+    "register": "register a new agent on Glimpse; store its key (0600) where the config reads it",
     "verify": "activate the stored key with the 6-digit code mailed to the owner",
     "viewcomfy-params": 'list the flat parameters ("<node>-inputs-<name>") of a workflow_api.json',
+    "fleet": "see and steer a running fleet (`run --fleet DIR`): status, pause, resume, reload",
 }
 
 
@@ -100,6 +100,56 @@ def _add_at(p: argparse.ArgumentParser) -> None:
         help="look at the state as of this instant instead of now (UTC unless an offset is "
         "given), e.g. the end of a `simulate` or `sandbox` run, whose ledger lies in the future",
     )
+
+
+def _add_control(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--control",
+        metavar="PATH",
+        help="the fleet's control socket (0600; default: $GLIMPSE_FLEET_CONTROL, else "
+        "$RUNTIME_DIRECTORY/fleet.sock, else $XDG_RUNTIME_DIR/glimpse-agent/fleet.sock, else "
+        "/tmp/glimpse-agent-<uid>/fleet.sock)",
+    )
+
+
+def _add_fleet(sub: Any) -> None:
+    p = sub.add_parser(
+        "fleet",
+        help=COMMANDS["fleet"],
+        description=COMMANDS["fleet"] + ". Talks to the running process over its control "
+        "socket (0600, no network port).",
+        epilog="Exit codes: 0 ok, 1 no fleet answers or it refused (e.g. an unknown name).",
+    )
+    verbs = p.add_subparsers(dest="fleet_command", metavar="ACTION", required=True)
+    q = verbs.add_parser(
+        "status",
+        help="every persona: state, next action, quotas left, last error",
+        description="every persona: state (starting, running, stuck, paused, failed, "
+        "config_error, stopped), next action, quotas left, last error",
+    )
+    q.add_argument("--json", action="store_true", help="machine-readable output")
+    _add_control(q)
+    for verb, text in (
+        (
+            "pause",
+            "stop one persona (its action in flight finishes); it stays paused, also "
+            "across restarts of the fleet, until resume",
+        ),
+        ("resume", "start a paused (or failed) persona again"),
+    ):
+        q = verbs.add_parser(verb, help=text, description=text)
+        q.add_argument("name", help="the persona's name (or its agent.toml's file name stem)")
+        q.add_argument("--json", action="store_true", help="machine-readable output")
+        _add_control(q)
+    q = verbs.add_parser(
+        "reload",
+        help="re-read the configs (as SIGHUP): start new files, stop removed ones, restart "
+        "changed ones; the others are not touched",
+        description="re-read the configs (as SIGHUP): start new files, stop removed ones, "
+        "restart changed ones and failed ones; the others are not touched",
+    )
+    q.add_argument("--json", action="store_true", help="machine-readable output")
+    _add_control(q)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -155,9 +205,26 @@ def build_parser() -> argparse.ArgumentParser:
         "Exit 1: a crash (systemd restarts); 2: bad config; 3: state dir locked by another "
         "process, damaged beyond its backup, or not writable by this user; 5: Glimpse refused "
         "the key (2, 3, 5: systemd does not restart, a human must look); 4: state dir not "
-        "writable now, e.g. disk full or read-only (systemd restarts).",
+        "writable now, e.g. disk full or read-only (systemd restarts). "
+        "A fleet (-c repeated, or --fleet DIR) runs many personas in one process; see "
+        "`glimpse-agent fleet --help`. It exits only when no persona is left running or paused "
+        "(2 when no config loads at all), SIGHUP re-reads the configs.",
     )
-    _add_config(p)
+    p.add_argument(
+        "-c",
+        "--config",
+        action="append",
+        metavar="AGENT_TOML",
+        help="path to agent.toml (one file per persona); repeat it to run several personas in "
+        "one process (a fleet)",
+    )
+    p.add_argument(
+        "--fleet",
+        metavar="DIR",
+        help="run every *.toml in DIR as one persona's agent.toml, in one process; each keeps "
+        "its own persona file, state dir, ledger, lock and keys",
+    )
+    _add_control(p)
     p.add_argument(
         "--dry-run",
         action="store_true",
@@ -241,6 +308,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--base-url", help="Glimpse API base URL")
     p.add_argument("--state-dir", help="where the key was stored")
     p.add_argument("--key-file", metavar="PATH", help="the file `register --key-file` wrote")
+
+    _add_fleet(sub)
 
     p = sub.add_parser(
         "viewcomfy-params",

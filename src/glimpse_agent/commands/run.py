@@ -78,6 +78,17 @@ class _OpeningAgent:
 
 
 async def main(args: argparse.Namespace) -> int:
+    configs = args.config if isinstance(args.config, list) else [args.config]
+    configs = [c for c in configs if c]
+    if getattr(args, "fleet", None) or len(configs) > 1:
+        from glimpse_agent.commands.fleet import run_fleet
+
+        return await run_fleet(args, configs)
+    if not configs:
+        raise ConfigError(
+            [Problem("command line", "-c", "give -c AGENT_TOML (or several, or --fleet DIR)")]
+        )
+    args.config = configs[0]
     loaded = load(args)
     config = loaded.config
     log = get_logger("glimpse_agent.run", persona=loaded.persona.name)

@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Callable
+from contextvars import ContextVar
 from typing import Any
 
 import httpx
@@ -20,12 +21,25 @@ from glimpse_agent.ops.vitals import Vitals
 Observer = Callable[[httpx.Request, int | None, float, BaseException | None], None]
 
 
+#: The observer of the persona whose task is running: a client shared by a fleet reports each
+#: request to the persona that sent it (each member's task has its own context, and its
+#: scheduler's jobs inherit it).
+_OBSERVER: ContextVar[Observer | None] = ContextVar("glimpse_agent_observer", default=None)
+
+
+def observe_here(observer: Observer) -> None:
+    """Make ``observer`` see the requests this task (and the tasks it starts) sends through an
+    ``ObservedClient`` that has no observer of its own."""
+    _OBSERVER.set(observer)
+
+
 class ObservedClient(httpx.AsyncClient):
     """An ``httpx.AsyncClient`` that reports each request's end to ``observer``: its status (for
     a streamed answer, once the head arrived) or the failure, and how long it took. A request
-    cancelled by its caller is not reported: it says nothing about the service."""
+    cancelled by its caller is not reported: it says nothing about the service. Without an
+    ``observer`` (one client for a fleet), the sending task's (``observe_here``) is told."""
 
-    def __init__(self, *, observer: Observer, **kwargs: Any) -> None:
+    def __init__(self, *, observer: Observer | None = None, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self._observer = observer
 
@@ -48,8 +62,11 @@ class ObservedClient(httpx.AsyncClient):
         seconds: float,
         error: BaseException | None,
     ) -> None:
+        observer = self._observer or _OBSERVER.get()
+        if observer is None:
+            return
         try:
-            self._observer(request, status, seconds, error)
+            observer(request, status, seconds, error)
         except Exception:  # bookkeeping must never fail a request
             return
 

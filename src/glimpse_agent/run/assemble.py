@@ -24,7 +24,7 @@ from glimpse_agent.errors import ConfigError, KeyRefused, NotVerified, Problem, 
 from glimpse_agent.glimpse import GlimpseClient, RateLimitInfo
 from glimpse_agent.imaging import ProgressCallback, build_router
 from glimpse_agent.ledger import AsyncLedger
-from glimpse_agent.ops.observe import MeteredBackend, ObservedClient, glimpse_watcher
+from glimpse_agent.ops.observe import MeteredBackend, ObservedClient, glimpse_watcher, observe_here
 from glimpse_agent.ops.tallies import Tallies
 from glimpse_agent.ops.vitals import Vitals
 from glimpse_agent.writing import build_writing
@@ -135,11 +135,16 @@ async def open_runtime(
     progress: ProgressCallback | None = None,
     vitals: Vitals | None = None,
     tallies: Tallies | None = None,
+    http: httpx.AsyncClient | None = None,
 ) -> Runtime:
     """Open everything an agent needs; close it with ``await runtime.close()``. ``progress``
     receives the image backends' progress (ViewComfy with ``logs = true``), for a progress bar;
     without it the backend still logs a line every 25 %. ``vitals`` and ``tallies`` are fed
-    by this runtime (fresh ones if not given)."""
+    by this runtime (fresh ones if not given). ``http``: a client shared with other personas (a
+    fleet), used as is and left open; every adapter sends its own credentials and timeout with
+    each request, so nothing of this persona's is kept in it, and its requests reach this
+    persona's vitals through the task's context (``ops.observe.observe_here``). Default: a
+    client of its own."""
     config, persona = loaded.config, loaded.persona
     key = require_key(config)
     state = state_dir or config.state_dir
@@ -151,12 +156,16 @@ async def open_runtime(
         ledger = await AsyncLedger.open(state, clock=clock)
         stack.callback(ledger.ledger.close)
         stack.push_async_callback(ledger.aclose)
-        http = ObservedClient(
-            observer=glimpse_watcher(config.glimpse.base_url, vitals, tallies),
-            timeout=httpx.Timeout(config.glimpse.timeout, connect=10.0),
-            follow_redirects=True,
-        )
-        stack.push_async_callback(http.aclose)
+        watcher = glimpse_watcher(config.glimpse.base_url, vitals, tallies)
+        if http is None:
+            http = ObservedClient(
+                observer=watcher,
+                timeout=httpx.Timeout(config.glimpse.timeout, connect=10.0),
+                follow_redirects=True,
+            )
+            stack.push_async_callback(http.aclose)
+        else:
+            observe_here(watcher)
         inbox: list[tuple[RateLimitInfo, datetime]] = []
         glimpse = GlimpseClient(
             config.glimpse.base_url,

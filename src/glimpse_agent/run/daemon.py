@@ -115,12 +115,15 @@ class Daemon:
         persona: str | None = None,
         vitals: Vitals | None = None,
         tallies: Tallies | None = None,
+        handle_signals: bool = True,
     ) -> None:
         """``deadline_for(kind)`` gives the seconds a job of that kind ("post", "engage",
         "heartbeat") may run (default: an hour for every kind). ``open_state()`` opens what
         the agent keeps on disk (the ledger), before ``READY=1``; ``agent.startup()`` (Glimpse)
         runs after it. ``vitals`` and ``tallies`` are the runtime's own (fresh ones if not
-        given); ``persona`` names every log line."""
+        given); ``persona`` names every log line. ``handle_signals=False``: the caller owns
+        SIGTERM/SIGINT and calls ``request_stop`` (a fleet hosts many daemons on one loop, and a
+        loop has one handler per signal)."""
         self.agent = agent
         self.clock = clock
         self.heartbeat_file = heartbeat_file
@@ -148,6 +151,7 @@ class Daemon:
         self._running_since: dict[str, datetime] = {}
         self.deadline_for = deadline_for or (lambda _kind: DEFAULT_DEADLINE_SECONDS)
         self.stuck_grace = stuck_grace_seconds
+        self.handle_signals = handle_signals
         self._action: _Action | None = None
         #: Actions that outlived their deadline and ignored their cancellation.
         self._stuck: dict[asyncio.Task[Any], _Action] = {}
@@ -169,7 +173,8 @@ class Daemon:
 
     async def run(self) -> int:
         loop = asyncio.get_running_loop()
-        for sig in (signal.SIGTERM, signal.SIGINT):
+        signals = (signal.SIGTERM, signal.SIGINT) if self.handle_signals else ()
+        for sig in signals:
             loop.add_signal_handler(sig, self._on_signal, sig)
         # Alive from the first moment: the watchdog and the heartbeat file must not wait for
         # a start-up that may be waiting for Glimpse.
@@ -233,7 +238,7 @@ class Daemon:
             # loop, so that no job the scheduler still holds starts in between.
             with contextlib.suppress(OSError):
                 write_heartbeat(self.heartbeat_file, self.beat())
-            for sig in (signal.SIGTERM, signal.SIGINT):
+            for sig in signals:
                 loop.remove_signal_handler(sig)
 
     def beat(self) -> Heartbeat:
