@@ -4,6 +4,7 @@ finish (up to the stop timeout), and a failing job never kills the loop."""
 from __future__ import annotations
 
 import asyncio
+import io
 import logging
 from collections.abc import Callable
 from datetime import UTC, date, datetime, timedelta
@@ -85,7 +86,7 @@ async def test_due_slots_run_once_and_never_overlap(tmp_path: Path) -> None:
             break
         await asyncio.sleep(0.02)
     daemon.request_stop()
-    assert await task == 0
+    assert await _stopped(task) == 0
     assert sorted(agent.finished) == ["d/engage/1", "d/engage/2"]
     assert agent.max_running == 1
     assert (tmp_path / "heartbeat").is_file()
@@ -98,7 +99,7 @@ async def test_stop_lets_the_action_in_flight_finish(tmp_path: Path) -> None:
     task = asyncio.create_task(daemon.run())
     await asyncio.wait_for(agent.started.wait(), 5)
     daemon.request_stop()
-    assert await task == 0
+    assert await _stopped(task) == 0
     assert agent.finished == ["d/engage/1"]
 
 
@@ -126,7 +127,7 @@ async def test_a_failing_job_does_not_stop_the_daemon(tmp_path: Path) -> None:
             break
         await asyncio.sleep(0.02)
     daemon.request_stop()
-    assert await task == 0
+    assert await _stopped(task) == 0
     assert agent.ran == ["d/engage/1", "d/engage/2"]
 
 
@@ -141,7 +142,7 @@ async def test_scheduled_jobs_include_slots_replan_and_heartbeat(tmp_path: Path)
         await asyncio.sleep(0.02)
     ids = [job for job, _ in daemon.scheduled]
     daemon.request_stop()
-    assert await task == 0
+    assert await _stopped(task) == 0
     assert {"d/post/1", "plan", "heartbeat"} <= set(ids)
 
 
@@ -157,6 +158,20 @@ class ReplanningAgent(ScriptedAgent):
         slots, again = self.plans[min(self.planned, len(self.plans) - 1)]
         self.planned += 1
         return [DayPlan(date.today(), tuple(slots))], now + again
+
+
+async def _stopped(task: asyncio.Task[int], seconds: float = 60.0) -> int:
+    """The daemon's exit code once it has stopped; a daemon that does not stop within
+    ``seconds`` fails the test with every task's stack (a hang must say where, not wedge the
+    suite)."""
+    try:
+        return await asyncio.wait_for(asyncio.shield(task), seconds)
+    except TimeoutError:
+        stacks = io.StringIO()
+        for other in asyncio.all_tasks():
+            other.print_stack(file=stacks)
+        task.cancel()
+        pytest.fail(f"the daemon did not stop within {seconds} s:\n{stacks.getvalue()}")
 
 
 async def _until(condition: Callable[[], bool]) -> None:
@@ -177,7 +192,7 @@ async def test_a_late_slot_runs_once_and_yesterdays_never(tmp_path: Path) -> Non
     await _until(lambda: bool(agent.finished))
     ids = [job for job, _ in daemon.scheduled]
     daemon.request_stop()
-    assert await task == 0
+    assert await _stopped(task) == 0
     assert agent.ran == ["today/post/1"]
     assert "yesterday/post/1" not in ids
 
@@ -196,7 +211,7 @@ async def test_the_daemon_plans_again_and_runs_the_next_days_slots(tmp_path: Pat
     task = asyncio.create_task(daemon.run())
     await _until(lambda: bool(agent.finished))
     daemon.request_stop()
-    assert await task == 0
+    assert await _stopped(task) == 0
     assert agent.planned == 2
     assert agent.finished == ["next/engage/1"]
 
@@ -274,7 +289,7 @@ async def test_an_unreachable_glimpse_at_start_is_waited_for_not_exited_on(
                 break
             await asyncio.sleep(0.02)
         daemon.request_stop()
-        assert await task == 0
+        assert await _stopped(task) == 0
     assert agent.attempts == 3 and agent.finished == ["d/engage/1"]
     retries = [e for e in logs if e["event"] == "startup_retry"]
     assert [e["attempt"] for e in retries] == [1, 2]
@@ -350,7 +365,7 @@ async def test_a_slot_the_agent_wants_retried_runs_again_at_its_time(tmp_path: P
             break
         await asyncio.sleep(0.02)
     daemon.request_stop()
-    assert await task == 0
+    assert await _stopped(task) == 0
     assert agent.ran == ["d/post/1", "d/post/1"]
     assert agent.runs_at[1] - agent.runs_at[0] >= timedelta(seconds=0.29)
 
@@ -379,7 +394,7 @@ async def test_a_replan_keeps_a_planned_retry_at_its_time(tmp_path: Path) -> Non
     await _until(lambda: len(agent.ran) >= 2)
     jobs = dict(daemon.scheduled)
     daemon.request_stop()
-    assert await task == 0
+    assert await _stopped(task) == 0
     assert agent.planned == 2
     assert agent.ran == ["d/post/1"]
     assert jobs["d/post/1"] == agent.runs_at[0] + timedelta(seconds=60)
@@ -396,7 +411,7 @@ async def test_a_stop_with_jobs_queued_behind_the_action_is_quiet(
     task = asyncio.create_task(daemon.run())
     await asyncio.wait_for(agent.started.wait(), 5)
     daemon.request_stop()
-    assert await task == 0
+    assert await _stopped(task) == 0
     assert len(agent.ran) == 1 and agent.finished == agent.ran
     errors = [(r.name, r.getMessage()) for r in caplog.records if r.levelno >= logging.ERROR]
     assert errors == []
@@ -419,7 +434,7 @@ async def test_late_slots_run_in_their_planned_order(tmp_path: Path) -> None:
             break
         await asyncio.sleep(0.02)
     daemon.request_stop()
-    assert await task == 0
+    assert await _stopped(task) == 0
     assert agent.ran == ["d/engage/1", "d/post/1", "d/engage/2"]
 
 
