@@ -19,11 +19,15 @@ switchable failures of the list and of uploads; a switchable delay.
 
 A flow echoes its rendered Prompt template, unless it has a ``model``: then the model writes the
 text from the Prompt's variables (the sandbox's is ``langflow_model.plausible_caption``).
+
+Its answers carry every key of the answers Langflow's own client recorded from a real server
+(tests/test_langflow_contract.py).
 """
 
 from __future__ import annotations
 
 import asyncio
+import copy
 import json
 import time
 import uuid
@@ -73,6 +77,22 @@ def _invalid(kind: str, loc: list[Any], msg: str, **extra: Any) -> JSONResponse:
 
 _MACHINE = {"sender": "Machine", "sender_name": "AI", "files": []}
 _MESSAGE_FLAGS = {"error": False, "edit": False, "category": "message", "content_blocks": []}
+# Every key of a Message a real server sent (tests/data/langflow_client.json, recorded answers).
+_PROPERTIES = {
+    "text_color": "",
+    "background_color": "",
+    "edited": False,
+    "source": {"id": None, "display_name": None, "source": None},
+    "icon": "",
+    "allow_markdown": False,
+    "positive_feedback": None,
+    "state": "complete",
+    "targets": [],
+}
+
+
+def _now() -> str:
+    return time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime())
 
 
 def _message(text: str, sender: str, session_id: str, flow: EmulatedFlow) -> dict[str, Any]:
@@ -80,7 +100,7 @@ def _message(text: str, sender: str, session_id: str, flow: EmulatedFlow) -> dic
     message: dict[str, Any] = {"id": str(uuid.uuid4()), "text": text, "sender": sender}
     message["sender_name"] = "AI" if sender == "Machine" else "User"
     message |= {"session_id": session_id, "flow_id": flow.id, "files": [], **_MESSAGE_FLAGS}
-    message["timestamp"] = time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime())
+    message |= {"timestamp": _now(), "properties": copy.deepcopy(_PROPERTIES), "duration": None}
     return message
 
 
@@ -92,10 +112,11 @@ def result_data(
     key = "message" if flow.output == "chat" else "text"
     display = "Chat Output" if key == "message" else "Text Output"
     common: dict[str, Any] = {"logs": {key: []}, "timedelta": None, "duration": None}
+    common["used_frozen_result"] = False
     common |= {"component_id": flow.output_node, "component_display_name": display}
     if shape == "object":
         message = _message(text, "Machine", session_id, flow)
-        outputs = {key: {"message": message, "type": "object"}}
+        outputs = {key: {"message": message, "type": "message"}}
         return common | {"results": {}, "artifacts": {}, "messages": [], "outputs": outputs}
     if flow.output == "text":
         artifacts = {"text": {"raw": text, "repr": text, "type": "text"}}
@@ -105,8 +126,11 @@ def result_data(
             "artifacts": artifacts,
             "messages": [],
         }
-    message = _message(text, "Machine", session_id, flow) | {"data": {"text": text}}
-    listed = {"message": text, "session_id": session_id, "component_id": flow.output_node}
+    message = _message(text, "Machine", session_id, flow)
+    message = message | {"data": dict(message), "text_key": "text", "default_value": ""}
+    listed: dict[str, Any] = {"message": text, "session_id": session_id}
+    listed["component_id"] = flow.output_node
+    listed["stream_url"] = None
     return common | {
         "results": {"message": message},
         "artifacts": {"message": text, "type": "object", **_MACHINE},
@@ -280,7 +304,11 @@ async def _events(state: LangflowState, flow: EmulatedFlow, run: RecordedRun) ->
         for i, word in enumerate(words):
             yield event(
                 "token",
-                {"chunk": word + (" " if i < len(words) - 1 else ""), "id": streaming["id"]},
+                {
+                    "chunk": word + (" " if i < len(words) - 1 else ""),
+                    "id": streaming["id"],
+                    "timestamp": _now(),
+                },
             )
             await asyncio.sleep(0)
             if state.stream_fault == "cut" and i >= len(words) // 2:
