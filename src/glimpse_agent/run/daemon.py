@@ -232,7 +232,7 @@ class Daemon:
         finally:
             if not alive.done():  # start-up raised: nothing else will stop it
                 alive.cancel()
-                await asyncio.gather(alive, return_exceptions=True)
+                await asyncio.wait({alive}, timeout=5)
             self._state = "stopped"
             # The last word for `health`: we are gone. Written here, without yielding to the
             # loop, so that no job the scheduler still holds starts in between.
@@ -342,7 +342,7 @@ class Daemon:
             self._scheduler.shutdown(wait=False)
             self._scheduler.remove_all_jobs()
         alive.cancel()
-        await asyncio.gather(alive, return_exceptions=True)
+        await asyncio.wait({alive}, timeout=5)
         self.log.info("daemon_stopped", during="startup")
         return 0
 
@@ -374,7 +374,8 @@ class Daemon:
     async def _shutdown(self, alive: asyncio.Task[None]) -> int:
         self._say_stopping()
         if self._scheduler is not None:
-            self._scheduler.shutdown(wait=False)
+            # No new job from now on; shut down only once the queued ones have ended (below).
+            self._scheduler.pause()
         in_flight = self._in_flight
         if in_flight is not None and not in_flight.done():
             self.log.info("waiting_for_action_in_flight", timeout_s=self.stop_timeout)
@@ -387,12 +388,19 @@ class Daemon:
         for task in [t for t in self._stuck if not t.done()]:
             task.cancel()  # once more; if it still will not end, the process ends without it
         # Jobs still queued behind the action lock see the stop and return at once: let them,
-        # rather than have the loop's end cancel them mid-await.
+        # rather than have the loop's end cancel them mid-await. A job APScheduler has just
+        # handed to the loop has not started yet: a few turns of the loop let it start, see the
+        # stop and end (cancelled unstarted, by the scheduler's shutdown, it is logged as a
+        # crashed job).
+        for _ in range(5):
+            await asyncio.sleep(0)
         queued = {t for t in self._jobs if not t.done() and t is not asyncio.current_task()}
         if queued:
             await asyncio.wait(queued, timeout=2)
+        if self._scheduler is not None:
+            self._scheduler.shutdown(wait=False)
         alive.cancel()
-        await asyncio.gather(alive, return_exceptions=True)
+        await asyncio.wait({alive}, timeout=5)  # bounded: a stop must never wait for ever
         self.log.info("daemon_stopped")
         return 0
 
@@ -431,8 +439,12 @@ class Daemon:
             except OSError as exc:
                 # Identical repeats (a disk that stays full) are rate-limited by the logger.
                 self.log.warning("heartbeat_file_failed", error=str(exc))
+            # asyncio.timeout, not wait_for: on Python 3.11 a cancel that lands while wait_for
+            # handles its own timeout comes out as TimeoutError, the loop went on, and the stop
+            # that cancelled it waited for ever (found as a hung test under load).
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), self.alive_every)
+                async with asyncio.timeout(self.alive_every):
+                    await self._wake.wait()
 
     def _guard(
         self,
