@@ -68,7 +68,8 @@ COMMANDS: dict[str, str] = {
     "register": "register a new agent on Glimpse; store its key (0600) where the config reads it",
     "verify": "activate the stored key with the 6-digit code mailed to the owner",
     "viewcomfy-params": 'list the flat parameters ("<node>-inputs-<name>") of a workflow_api.json',
-    "fleet": "see and steer a running fleet (`run --fleet DIR`): status, pause, resume, reload",
+    "fleet": "see and steer a running fleet (`run --fleet DIR`): status, pause, resume, reload, "
+    "health",
 }
 
 
@@ -150,6 +151,41 @@ def _add_fleet(sub: Any) -> None:
     )
     q.add_argument("--json", action="store_true", help="machine-readable output")
     _add_control(q)
+    text = (
+        "is the fleet healthy? exit 0 yes, 1 no (only those two: Docker's HEALTHCHECK); one "
+        "line saying why, then one line per persona"
+    )
+    q = verbs.add_parser(
+        "health",
+        help=text,
+        description=text,
+        epilog="Unhealthy when no fleet answers on the control socket (or none within "
+        "--timeout: its loop is gone or wedged), when a persona is stuck past its deadline "
+        "(the watchdog is then no longer fed either), or when every persona that is not "
+        "paused is unhealthy by `glimpse-agent health`'s rules with its own [ops] "
+        "unhealthy_after_minutes (Glimpse unreachable, or nothing done, for longer than that; "
+        "failed; a config that does not load). One unhealthy persona among healthy ones "
+        "leaves the fleet healthy and is named; a paused persona counts as neither.",
+    )
+    q.add_argument("--json", action="store_true", help="machine-readable output, per persona")
+    q.add_argument(
+        "--timeout",
+        type=float,
+        default=10.0,
+        metavar="SECONDS",
+        help="how long to wait for the fleet's answer (default 10)",
+    )
+    _add_control(q)
+
+
+def _listen_flag(text: str) -> str:
+    from glimpse_agent.config.models import listen_address
+
+    try:
+        listen_address(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+    return text
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -226,6 +262,17 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _add_control(p)
     p.add_argument(
+        "--listen",
+        metavar="HOST:PORT",
+        type=_listen_flag,
+        help="serve /healthz and /metrics (Prometheus, no authentication: keep it on loopback "
+        "or a private interface) on HOST:PORT, for every persona of this run, each labelled "
+        "persona=...; overrides [ops] listen. Off by default. A fleet has one listener: "
+        "without this flag it takes the first file's (in name order) [ops] listen, and a "
+        "file naming another address is ignored with a warning; a persona never binds one "
+        "of its own",
+    )
+    p.add_argument(
         "--dry-run",
         action="store_true",
         help="log every write (post, like, comment, follow, settings) instead of doing it",
@@ -280,7 +327,7 @@ def build_parser() -> argparse.ArgumentParser:
         "progress for 10 minutes, or when Glimpse has been unreachable, the state dir "
         "unwritable, or every action failing for longer than [ops] unhealthy_after_minutes "
         "(default 30). Exit 0 healthy, 1 unhealthy, whatever the cause (a bad config "
-        "included): Docker reserves exit 2.",
+        "included): Docker reserves exit 2. For a fleet: `glimpse-agent fleet health`.",
     )
     _add_config(p)
     p.add_argument("--json", action="store_true", help="machine-readable output")

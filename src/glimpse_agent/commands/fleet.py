@@ -1,5 +1,10 @@
-"""`glimpse-agent fleet status|pause|resume|reload`: a running fleet, seen and steered over its
-control socket; and ``run_fleet``, what `run -c a -c b` / `run --fleet DIR` starts."""
+"""`glimpse-agent fleet status|pause|resume|reload|health`: a running fleet, seen and steered
+over its control socket; and ``run_fleet``, what `run -c a -c b` / `run --fleet DIR` starts.
+
+``fleet health`` is the fleet's HEALTHCHECK: exit 0 healthy, 1 unhealthy — only those two,
+whatever goes wrong (no fleet answering, or none within ``--timeout``, is unhealthy: the loop
+is gone or wedged), as Docker reserves exit 2. The verdict's rules are ``ops.fleet_health``'s.
+"""
 
 from __future__ import annotations
 
@@ -11,8 +16,9 @@ from typing import Any
 
 from glimpse_agent.commands._common import setup_logging
 from glimpse_agent.errors import GlimpseAgentError
+from glimpse_agent.redaction import redact
 from glimpse_agent.run.fleet_configs import FleetSource
-from glimpse_agent.run.fleet_control import default_control_path, request
+from glimpse_agent.run.fleet_control import FleetUnreachable, default_control_path, request
 
 #: Exit code when the fleet cannot be reached or refuses the request.
 EXIT_FAILED = 1
@@ -34,7 +40,12 @@ async def run_fleet(args: argparse.Namespace, configs: list[str]) -> int:
         files=tuple(Path(c) for c in configs),
         directory=Path(args.fleet) if getattr(args, "fleet", None) else None,
     )
-    fleet = Fleet(source, control=control_path(args), dry_run=bool(args.dry_run))
+    fleet = Fleet(
+        source,
+        control=control_path(args),
+        dry_run=bool(args.dry_run),
+        listen=getattr(args, "listen", None),
+    )
     return await fleet.run()
 
 
@@ -45,6 +56,8 @@ class FleetRefused(GlimpseAgentError):
 def main(args: argparse.Namespace) -> int:
     path = control_path(args)
     verb = args.fleet_command
+    if verb == "health":
+        return health(args, path)
     message: dict[str, Any] = {"command": verb}
     if verb in ("pause", "resume"):
         message["name"] = args.name
@@ -69,6 +82,32 @@ def main(args: argparse.Namespace) -> int:
         row = answer.get("persona") or {}
         print(f"{row.get('persona')}: {row.get('state')}")
     return 0
+
+
+def health(args: argparse.Namespace, path: Path) -> int:
+    """Exit 0 healthy, 1 unhealthy; the verdict's line, then one line per persona."""
+    timeout = float(getattr(args, "timeout", None) or HEALTH_TIMEOUT)
+    try:
+        answer = request(path, {"command": "health"}, timeout=timeout)
+    except FleetUnreachable as exc:
+        answer = {"healthy": False, "reason": str(exc), "personas": []}
+    if not answer.pop("ok", True):
+        error = answer.get("error") or "it refused"
+        answer = {"healthy": False, "reason": f"the fleet on {path} said: {error}", "personas": []}
+    healthy = bool(answer.get("healthy"))
+    if args.json:
+        print(json.dumps({"control": str(path), **answer}, indent=2, default=str))
+    else:
+        print(redact(f"{'healthy' if healthy else 'unhealthy'}: {answer.get('reason')}"))
+        for row in answer.get("personas") or []:
+            verdict = "healthy" if row.get("healthy") else "unhealthy"
+            line = f"{row.get('persona')}: {verdict} ({row.get('state')}): {row.get('reason')}"
+            print("  " + redact(_one_line(line, 300)))
+    return 0 if healthy else 1
+
+
+#: Seconds ``fleet health`` waits for the fleet's answer (a live loop answers at once).
+HEALTH_TIMEOUT = 10.0
 
 
 def status_lines(status: dict[str, Any]) -> list[str]:

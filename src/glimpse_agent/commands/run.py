@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 from glimpse_agent.clock import Clock, SystemClock
 from glimpse_agent.commands._common import load
 from glimpse_agent.config import LoadedAgent
+from glimpse_agent.config.models import listen_address
 from glimpse_agent.errors import ConfigError, Problem, StateUnwritable
 from glimpse_agent.ledger import Ledger
 from glimpse_agent.logs import get_logger
@@ -116,7 +117,7 @@ async def main(args: argparse.Namespace) -> int:
         vitals=vitals,
         tallies=tallies,
     )
-    listener = await _listen(loaded, daemon, agent, clock)
+    listener = await _listen(loaded, daemon, agent, clock, getattr(args, "listen", None))
     try:
         return await daemon.run()
     finally:
@@ -127,12 +128,17 @@ async def main(args: argparse.Namespace) -> int:
 
 
 async def _listen(
-    loaded: LoadedAgent, daemon: Daemon, agent: _OpeningAgent, clock: Clock
+    loaded: LoadedAgent,
+    daemon: Daemon,
+    agent: _OpeningAgent,
+    clock: Clock,
+    flag: str | None = None,
 ) -> OpsListener | None:
-    """The ``[ops] listen`` server for this persona, or None when not configured. An address
-    that cannot be had is a configuration problem (exit 2), named by its key."""
+    """The ``[ops] listen`` server for this persona (``--listen`` wins), or None when not
+    configured. An address that cannot be had is a configuration problem (exit 2), named by
+    its key."""
     config = loaded.config
-    address = config.ops.address
+    address = listen_address(flag) if flag else config.ops.address
     if address is None:
         return None
     from glimpse_agent.ops.listener import OpsListener
@@ -159,9 +165,9 @@ async def _listen(
         raise ConfigError(
             [
                 Problem(
-                    str(config.source),
-                    "ops.listen",
-                    f"cannot listen on {config.ops.listen}: {why}{hint}",
+                    "command line" if flag else str(config.source),
+                    "--listen" if flag else "ops.listen",
+                    f"cannot listen on {flag or config.ops.listen}: {why}{hint}",
                 )
             ]
         ) from None

@@ -10,6 +10,8 @@ host many personas in one process).
 - ``metrics``  — the Prometheus collector over one or more personas' feeds (``prometheus_client``
   is imported only when a listener serves it);
 - ``listener`` — the optional ``[ops] listen`` server: ``/healthz`` and ``/metrics``.
+- ``fleet_health`` — the verdict on a fleet (its loop, and each persona's own verdict), for
+  ``glimpse-agent fleet health`` and a fleet's ``/healthz``.
 
 May import the rooms below ``run``: agent (the ``Outcome``), imaging, ledger, config, health,
 notify. Imported by ``run`` and the commands.

@@ -1,7 +1,8 @@
 """The optional ``[ops] listen`` server, on the daemon's own event loop: ``GET /metrics`` (the
 Prometheus exposition, rendered by ``prometheus_client`` from a registry of our own, in the
 format the scraper's ``Accept`` asks for) and ``GET /healthz`` (200 healthy / 503 not, with the
-one-line reason per persona as JSON). Anything else is 404; a method other than GET or HEAD is
+one-line reason per persona as JSON; a fleet gives its own verdict, ``ops.fleet_health``).
+Anything else is 404; a method other than GET or HEAD is
 405. One request per connection; a client that sends no complete request head within
 ``READ_SECONDS`` (or a head over ``MAX_HEAD_BYTES``) is dropped.
 
@@ -14,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from glimpse_agent.logs import get_logger
@@ -29,11 +31,20 @@ _REASONS = {200: "OK", 404: "Not Found", 405: "Method Not Allowed", 503: "Servic
 
 class OpsListener:
     """Serves ``/healthz`` and ``/metrics`` for ``feeds`` (read at each request: a persona
-    added to the list later is served too)."""
+    added to the list later is served too). ``health``, when given, answers ``/healthz``
+    instead of the personas' verdicts: (healthy, the JSON document)."""
 
-    def __init__(self, host: str, port: int, feeds: list[PersonaFeed]) -> None:
+    def __init__(
+        self,
+        host: str,
+        port: int,
+        feeds: list[PersonaFeed],
+        *,
+        health: Callable[[], tuple[bool, dict[str, Any]]] | None = None,
+    ) -> None:
         self.host, self.port = host, port
         self.feeds = feeds
+        self.health = health
         self.log = get_logger("glimpse_agent.ops.listener")
         self._server: asyncio.Server | None = None
         self._registry: CollectorRegistry | None = None
@@ -109,6 +120,10 @@ class OpsListener:
         return await self._metrics(headers.get("accept", ""))
 
     def _health(self) -> tuple[int, dict[str, str], bytes]:
+        if self.health is not None:
+            healthy, answer = self.health()
+            body = (json.dumps(answer, default=str) + "\n").encode()
+            return (200 if healthy else 503), {"Content-Type": "application/json"}, body
         verdicts = [(feed.persona, feed.verdict()) for feed in self.feeds]
         healthy = all(v.healthy for _, v in verdicts)
         doc: dict[str, Any] = {
@@ -124,8 +139,9 @@ class OpsListener:
     async def _metrics(self, accept: str) -> tuple[int, dict[str, str], bytes]:
         from prometheus_client.exposition import choose_encoder
 
-        for feed in self.feeds:
-            await feed.refresh()
+        # Every persona's ledger at once (each on its own thread): a fleet's scrape waits for
+        # the slowest, not for the sum.
+        await asyncio.gather(*(feed.refresh() for feed in list(self.feeds)))
         assert self._registry is not None
         encoder, content_type = choose_encoder(accept)
         return 200, {"Content-Type": content_type}, encoder(self._registry)

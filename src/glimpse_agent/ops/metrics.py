@@ -30,7 +30,12 @@ Families (every one labelled ``persona``):
 ``glimpse_agent_last_post_timestamp_seconds``     gauge
 ``glimpse_agent_unsettled_intents``               gauge
 ``glimpse_agent_ledger_bytes``                    gauge
+``glimpse_agent_paused``                          gauge    1 paused (``fleet pause``), else 0
+``glimpse_agent_state``                           gauge    ``state`` (fleet members only)
 ================================================  =======  ===========================
+
+``glimpse_agent_state`` has one sample per fleet member, 1, labelled with its fleet state
+(starting, running, stuck, stopping, paused, failed, config_error, stopped).
 """
 
 from __future__ import annotations
@@ -59,6 +64,10 @@ def _no_heartbeat() -> Heartbeat | None:
     return None
 
 
+def _no_state() -> str | None:
+    return None
+
+
 @dataclass
 class PersonaFeed:
     """What one persona's runtime offers the metrics and ``/healthz``. ``read_ledger`` returns
@@ -72,6 +81,11 @@ class PersonaFeed:
     patience: timedelta = DEFAULT_PATIENCE
     read_ledger: Callable[[], Awaitable[dict[str, Any] | None]] | None = None
     heartbeat: Callable[[], Heartbeat | None] = _no_heartbeat
+    #: A fleet member's state ("running", "paused", "failed", …); None outside a fleet.
+    state: Callable[[], str | None] = _no_state
+    #: The verdict, when the host knows better than the heartbeat alone (a fleet member that
+    #: is paused, or failed); None: ``judge`` the heartbeat.
+    verdict_of: Callable[[], Verdict] | None = None
     #: The status view as of the last ``refresh``.
     ledger_view: dict[str, Any] | None = field(default=None, repr=False)
 
@@ -91,6 +105,8 @@ class PersonaFeed:
             self.ledger_view = view
 
     def verdict(self) -> Verdict:
+        if self.verdict_of is not None:
+            return self.verdict_of()
         return judge(self.heartbeat(), self.clock.now(), self.patience)
 
 
@@ -169,11 +185,22 @@ class PersonaCollector:
         last_post = gauge("last_post_timestamp_seconds", "when the persona last posted")
         intents = gauge("unsettled_intents", "writes begun and not yet settled")
         ledger_bytes = gauge("ledger_bytes", "size of the ledger file")
+        paused = gauge("paused", "1 while the persona is paused (glimpse-agent fleet pause)")
+        states = gauge(
+            "state",
+            "a fleet member's state (starting, running, stuck, stopping, paused, failed, "
+            "config_error, stopped), always 1",
+            ("state",),
+        )
 
         for feed in self.feeds:
             p = feed.persona
             info.add_metric([p, __version__], 1)
             healthy.add_metric([p], 1 if feed.verdict().healthy else 0)
+            state = feed.state()
+            paused.add_metric([p], 1 if state == "paused" else 0)
+            if state is not None:
+                states.add_metric([p, state], 1)
             beat = feed.heartbeat()
             if beat is not None:
                 progress.add_metric([p], beat.at.timestamp())
@@ -237,6 +264,8 @@ class PersonaCollector:
             last_post,
             intents,
             ledger_bytes,
+            paused,
+            states,
         )
 
 

@@ -27,6 +27,14 @@ it paused; resume starts it as a restart would (reconcile, missed slots made up 
 systemd. READY=1 once every member has been started (one persona's slow Glimpse must not hold
 the whole fleet's start); WATCHDOG=1 only while no member is stuck (an action past its deadline
 and its cancellation); STATUS= counts members by state.
+
+Ops. One ``/healthz`` + ``/metrics`` listener for the whole fleet (``run --listen HOST:PORT``,
+else the first ``[ops] listen`` the members' files name; members never bind one of their own):
+one ``PersonaFeed`` per member, added and removed on reload, every family labelled ``persona``,
+a paused member shown by ``glimpse_agent_paused`` and ``glimpse_agent_state``. A member's
+tallies live as long as the member (its counters survive pause, resume and reload; a fresh
+``Vitals`` per start). ``health()`` is the fleet's verdict (``ops.fleet_health``), asked by
+``glimpse-agent fleet health`` over the control socket and by ``/healthz``.
 """
 
 from __future__ import annotations
@@ -38,16 +46,18 @@ import signal
 from collections import Counter
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from http.cookiejar import CookieJar, DefaultCookiePolicy
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import httpx
 import structlog
 
 from glimpse_agent.clock import Clock, SystemClock
+from glimpse_agent.config.models import listen_address
 from glimpse_agent.errors import ConfigError, Problem, StateError, StateUnwritable
+from glimpse_agent.health import DEFAULT_PATIENCE, Verdict, judge
 from glimpse_agent.ledger import Ledger
 from glimpse_agent.ledger.storage import ensure_state_dir
 from glimpse_agent.logs import get_logger
@@ -57,7 +67,9 @@ from glimpse_agent.notify import (
     watchdog_interval_seconds,
     write_heartbeat,
 )
-from glimpse_agent.ops.observe import ObservedClient
+from glimpse_agent.ops.fleet_health import FleetVerdict, MemberVerdict, judge_fleet, paused_verdict
+from glimpse_agent.ops.metrics import PersonaFeed
+from glimpse_agent.ops.observe import ObservedClient, glimpse_watcher, observe_here
 from glimpse_agent.ops.tallies import Tallies
 from glimpse_agent.ops.vitals import Vitals
 from glimpse_agent.planner import DayPlan, Slot
@@ -67,6 +79,9 @@ from glimpse_agent.run.assemble import Runtime, open_runtime
 from glimpse_agent.run.daemon import Daemon
 from glimpse_agent.run.deadlines import action_deadlines
 from glimpse_agent.run.fleet_configs import FleetSource, Loaded, load_all, load_one, with_clashes
+
+if TYPE_CHECKING:  # the listener (and prometheus_client) load only when one is asked for
+    from glimpse_agent.ops.listener import OpsListener
 
 PAUSED_FILE = "fleet-paused"
 #: Buckets shown by ``fleet status`` (the rest are in ``status -c``).
@@ -170,6 +185,18 @@ class Member:
     stopping: bool = False
     #: A reload found its file broken: the member runs on with the config it had.
     reload_problem: str | None = None
+    #: Its counters, kept for the member's life (pause, resume, reload): never reset but by
+    #: a restart of the fleet, as Prometheus expects of a counter.
+    tallies: Tallies = field(default_factory=Tallies)
+    #: What the fleet's ``/metrics`` and ``/healthz`` read of it.
+    feed: PersonaFeed | None = None
+
+    @property
+    def patience(self) -> timedelta:
+        agent = self.loaded.agent
+        if agent is None:
+            return DEFAULT_PATIENCE
+        return timedelta(minutes=agent.config.ops.unhealthy_after_minutes)
 
     @property
     def name(self) -> str:
@@ -217,7 +244,10 @@ class Fleet:
         alive_every_seconds: float = 30.0,
         handle_signals: bool = True,
         http: httpx.AsyncClient | None = None,
+        listen: str | None = None,
     ) -> None:
+        """``listen``: "host:port" for the fleet's ``/healthz`` and ``/metrics`` (``--listen``);
+        None: the first ``[ops] listen`` the members' files name, if any (see ``listen_for``)."""
         self.source = source
         self.control = control
         self.clock = clock or SystemClock()
@@ -228,6 +258,12 @@ class Fleet:
         self.http = http
         self._owns_http = http is None
         self.members: dict[Path, Member] = {}
+        self.listen = listen
+        #: One feed per member, in the members' order; the listener reads it at each request.
+        self.feeds: list[PersonaFeed] = []
+        self.listener: OpsListener | None = None
+        #: The last turn of the fleet's alive loop (what ``health`` calls the fleet's loop).
+        self.loop_at: datetime | None = None
         self.log = get_logger("glimpse_agent.fleet")
         self._stop = asyncio.Event()
         self._reload_lock = asyncio.Lock()
@@ -260,6 +296,13 @@ class Fleet:
             raise ConfigError([p for item in loaded for p in item.problems])
         loop = asyncio.get_running_loop()
         server = await fleet_control.serve(self.control, self.handle)
+        try:
+            self.listener = await self._listen(loaded)
+        except BaseException:
+            server.close()
+            with contextlib.suppress(OSError):
+                self.control.unlink()
+            raise
         if self.http is None:
             self.http = shared_http()
         signals: list[signal.Signals] = []
@@ -287,6 +330,8 @@ class Fleet:
         finally:
             alive.cancel()
             await asyncio.gather(alive, return_exceptions=True)
+            if self.listener is not None:
+                await self.listener.aclose()
             server.close()
             with contextlib.suppress(OSError):
                 self.control.unlink()
@@ -303,6 +348,8 @@ class Fleet:
         command = request.get("command")
         if command == "status":
             return {"ok": True, **(await self.status())}
+        if command == "health":
+            return {"ok": True, **self.health_doc()}
         if command == "reload":
             return {"ok": True, **(await self.reload())}
         if command in ("pause", "resume"):
@@ -325,6 +372,37 @@ class Fleet:
             "counts": dict(counts),
             "personas": rows,
         }
+
+    def health(self) -> FleetVerdict:
+        """The fleet's verdict now (``ops.fleet_health``): its loop, and each persona's."""
+        members = [
+            MemberVerdict(m.name, m.live_state(), self._verdict(m)) for m in self.members.values()
+        ]
+        return judge_fleet(self.loop_at, self.clock.now(), members)
+
+    def health_doc(self) -> dict[str, Any]:
+        """The verdict as ``fleet health --json`` and ``/healthz`` show it."""
+        verdict = self.health()
+        return {
+            **verdict.to_dict(),
+            "source": self.source.describe(),
+            "at": self.clock.now().isoformat(),
+            "loop_at": self.loop_at.isoformat() if self.loop_at else None,
+            "listen": "{}:{}".format(*self.listener.address) if self.listener else None,
+        }
+
+    def _verdict(self, member: Member) -> Verdict:
+        """One persona's own verdict: ``health``'s rules on its daemon's heartbeat as of now,
+        with its own patience; what the fleet knows (paused, failed, …) where it has none."""
+        state = member.live_state()
+        if state == "paused":
+            return paused_verdict(member.since)
+        if state in ("failed", "config_error"):
+            return Verdict(False, redact(f"{state}: {member.error or 'no detail'}"), member.since)
+        daemon = member.daemon
+        if daemon is None or state in ("stopped", "new"):
+            return Verdict(False, f"not running ({state})", member.since)
+        return judge(daemon.beat(), self.clock.now(), member.patience)
 
     async def pause(self, member: Member) -> None:
         """Stop the persona and remember it is paused (in its state dir), until ``resume``."""
@@ -380,6 +458,8 @@ class Fleet:
             for path in [p for p in self.members if p not in paths]:
                 member = self.members.pop(path)
                 await self._stop_member(member)
+                if member.feed in self.feeds:
+                    self.feeds.remove(member.feed)
                 removed.append(member.name)
             for path in paths:
                 fresh = load_one(path)
@@ -428,6 +508,8 @@ class Fleet:
     def _add(self, loaded: Loaded) -> Member:
         member = Member(loaded)
         self.members[loaded.path] = member
+        member.feed = self._feed(member)
+        self.feeds.append(member.feed)
         if loaded.agent is None:
             member.state, member.exit_code = "config_error", 2
             member.error = "; ".join(str(p) for p in loaded.problems)
@@ -455,7 +537,11 @@ class Fleet:
             return
         config = loaded.config
         http = self.http
-        vitals, tallies = Vitals(self.clock), Tallies()
+        vitals, tallies = Vitals(self.clock), member.tallies
+        if member.feed is not None:  # what the listener reads follows the new daemon
+            member.feed.persona = member.name
+            member.feed.vitals = vitals
+            member.feed.patience = member.patience
         agent = _MemberAgent(
             lambda: open_runtime(
                 loaded,
@@ -492,6 +578,16 @@ class Fleet:
         structlog.contextvars.bind_contextvars(persona=member.name)
         daemon, agent = member.daemon, member.agent
         assert daemon is not None and agent is not None
+        loaded = member.loaded.agent
+        if loaded is not None:
+            # The shared client reports each request to the persona whose context sends it.
+            # Set here, in the member's own task, not only where its runtime opens: that runs
+            # in a task of the daemon's start-up whose context its scheduler's jobs do not
+            # inherit, so their requests (posts, likes) would reach nobody's tallies and
+            # vitals, and a Glimpse that went down after start would go unnoticed.
+            observe_here(
+                glimpse_watcher(loaded.config.glimpse.base_url, daemon.vitals, member.tallies)
+            )
         self.log.info("persona_starting", file=str(member.path))
         try:
             state_dir = member.state_dir
@@ -558,6 +654,60 @@ class Fleet:
         await asyncio.gather(*tasks, return_exceptions=True)
         self.log.info("fleet_stopped", exit_code=self._exit_code)
         return self._exit_code
+
+    # ------------------------------------------------------------------ metrics
+
+    def _feed(self, member: Member) -> PersonaFeed:
+        """What the fleet's listener reads of ``member``: its state, its verdict, its daemon's
+        heartbeat, its ledger (its runtime's while it runs, the file read-only while paused)."""
+
+        def heartbeat() -> Heartbeat | None:
+            return member.daemon.beat() if member.daemon is not None else None
+
+        async def read_ledger() -> dict[str, Any] | None:
+            return await self._ledger_view(member)
+
+        return PersonaFeed(
+            persona=member.name,
+            vitals=Vitals(self.clock),
+            tallies=member.tallies,
+            clock=self.clock,
+            patience=member.patience,
+            read_ledger=read_ledger,
+            heartbeat=heartbeat,
+            state=member.live_state,
+            verdict_of=lambda: self._verdict(member),
+        )
+
+    async def _listen(self, loaded: list[Loaded]) -> OpsListener | None:
+        """The fleet's one listener, or None when neither ``--listen`` nor a member's
+        ``[ops] listen`` asks for one. An address that cannot be had is exit 2, naming
+        where it came from."""
+        choice = listen_for(self.listen, loaded)
+        if choice is None:
+            return None
+        (host, port), where, key, ignored = choice
+        if ignored:
+            self.log.warning(
+                "ops_listen_ignored",
+                files=ignored,
+                listening=f"{host}:{port}",
+                note="a fleet has one listener for every persona; it uses " + where,
+            )
+        from glimpse_agent.ops.listener import OpsListener
+
+        listener = OpsListener(host, port, self.feeds, health=self._healthz)
+        try:
+            return await listener.start()
+        except OSError as exc:
+            why = exc.strerror or str(exc)
+            raise ConfigError(
+                [Problem(where, key, f"cannot listen on {host}:{port}: {why}")]
+            ) from None
+
+    def _healthz(self) -> tuple[bool, dict[str, Any]]:
+        doc = self.health_doc()
+        return bool(doc["healthy"]), doc
 
     # ------------------------------------------------------------------ status
 
@@ -639,6 +789,7 @@ class Fleet:
         while True:
             stuck = {m.name for m in self.members.values() if m.live_state() == "stuck"}
             now = self.clock.now()
+            self.loop_at = now
             if not stuck:
                 self.notifier.watchdog()
                 healthy_at = now
@@ -662,6 +813,31 @@ class Fleet:
                 self._notify_status()
                 was_stuck = stuck
             await asyncio.sleep(self.alive_every)
+
+
+def listen_for(
+    flag: str | None, loaded: list[Loaded]
+) -> tuple[tuple[str, int], str, str, list[str]] | None:
+    """Where the fleet listens: ((host, port), where that came from, its key, the files whose
+    ``[ops] listen`` names another address and is ignored), or None for no listener.
+
+    ``--listen`` wins over every file. Without it, the first file (in the fleet's order) whose
+    ``[ops] listen`` is set gives the address: one listener serves every persona, so files
+    naming the same address never each try to bind it, and a file naming another one is
+    ignored (and said so). Read at start; a reload does not move it."""
+    named = [
+        (item.path, item.agent.config.ops.listen)
+        for item in loaded
+        if item.agent is not None and item.agent.config.ops.listen
+    ]
+    if flag is not None:
+        address, where, key = listen_address(flag), "command line", "--listen"
+    elif named:
+        address, where, key = listen_address(named[0][1] or ""), str(named[0][0]), "ops.listen"
+    else:
+        return None
+    ignored = [str(path) for path, text in named if listen_address(text or "") != address]
+    return address, where, key, ignored
 
 
 def _offline_view(state_dir: Path, now: datetime, loaded: Any) -> dict[str, Any]:
