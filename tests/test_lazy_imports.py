@@ -121,9 +121,10 @@ def agent_config(
     glimpse: GlimpseSandbox,
     order: list[str],
     sections: dict[str, dict[str, Any]] | None = None,
+    llm: dict[str, Any] | None = None,
 ) -> Path:
     """An agent.toml for a new agent of ``glimpse``: images ``order`` (plus ``sections``),
-    template captions only, no [llm]."""
+    template captions only, and ``llm`` as its [llm] (none by default)."""
     persona = shutil.copy(ROOT / "personas" / "aurora.toml", tmp_path / "aurora.toml")
     _, key = glimpse.world.create_agent(f"lazy{uuid.uuid4().hex[:10]}")
     raw: dict[str, Any] = {
@@ -133,6 +134,8 @@ def agent_config(
         "images": {"order": order, "local": {"width": 64, "height": 64}, **(sections or {})},
         "captions": {"order": ["template"]},
     }
+    if llm is not None:
+        raw["llm"] = llm
     return write_agent_toml(tmp_path / "agent.toml", raw)
 
 
@@ -195,6 +198,17 @@ def test_sdks_load_only_when_their_backend_first_runs(
     assert report["generated"] == ["openai", "huggingface"]
     assert loaded(report["opened"], SDKS) == []
     assert loaded(report["used"], SDKS) == list(SDKS)
+
+
+def test_a_configured_llm_makes_no_sdk_client_until_first_asked(
+    tmp_path: Path, glimpse: GlimpseSandbox
+) -> None:
+    """An [llm] section alone (a fleet of hundreds has one per persona) imports no openai and
+    makes no client when the runtime opens, starts and plans."""
+    llm = {"base_url": "http://127.0.0.1:9/v1", "api_key": "sk-lazy-0001", "model": "m"}
+    config = agent_config(tmp_path, glimpse, ["local"], llm=llm)
+    report = run_child(tmp_path, config, generate=[], post=False)
+    assert loaded(report["used"], SDKS) == []
 
 
 HELP_CHILD = textwrap.dedent(

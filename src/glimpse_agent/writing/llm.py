@@ -85,23 +85,36 @@ class LLMWriter:
         *,
         max_retries: int = 1,
     ) -> None:
-        import openai  # lazily: see the module docstring
-
         self.section = section
         self.persona = persona
         self.limits = safety or SafetySection()
-        key = section.api_key.get_secret_value() if section.api_key else NO_KEY
-        # One SDK retry absorbs a blip; the overall deadline in ``complete`` stops the SDK from
-        # honouring a long Retry-After (it would wait up to two minutes).
-        self._client: AsyncOpenAI = openai.AsyncOpenAI(
-            base_url=section.base_url,
-            api_key=key,
-            max_retries=max_retries,
-            timeout=openai.Timeout(section.timeout, connect=min(CONNECT_TIMEOUT, section.timeout)),
-        )
+        self._max_retries = max_retries
+        self._made: AsyncOpenAI | None = None
+
+    @property
+    def _client(self) -> AsyncOpenAI:
+        """The SDK client, made (and the SDK imported) at the first call: a persona that never
+        asks its model, and a fleet of hundreds that ask rarely, pay nothing for it until then."""
+        if self._made is None:
+            import openai  # lazily: see the module docstring
+
+            section = self.section
+            key = section.api_key.get_secret_value() if section.api_key else NO_KEY
+            # One SDK retry absorbs a blip; the overall deadline in ``complete`` stops the SDK
+            # from honouring a long Retry-After (it would wait up to two minutes).
+            self._made = openai.AsyncOpenAI(
+                base_url=section.base_url,
+                api_key=key,
+                max_retries=self._max_retries,
+                timeout=openai.Timeout(
+                    section.timeout, connect=min(CONNECT_TIMEOUT, section.timeout)
+                ),
+            )
+        return self._made
 
     async def aclose(self) -> None:
-        await self._client.close()
+        if self._made is not None:
+            await self._made.close()
 
     async def complete(self, messages: list[prompts.Message]) -> str:
         """The assistant's text for ``messages``, or our error."""
