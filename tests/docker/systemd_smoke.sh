@@ -58,7 +58,7 @@ install -d -m 0755 /etc/glimpse-agent /etc/glimpse-agent/personas
 install -d -m 0700 /etc/glimpse-agent/credentials
 install -m 0644 /usr/local/src/glimpse-agent/personas/aurora.toml /etc/glimpse-agent/personas/
 glimpse-agent --version'
-vps '(setsid /opt/glimpse-agent/bin/python /root/emulator.py /root/emu >/root/emu.log 2>&1 &); sleep 4; test -s /root/emu/url'
+vps '(setsid /opt/glimpse-agent/bin/python /root/emulator.py /root/emu >/root/emu.log 2>&1 & echo $! >/root/emu.pid); sleep 4; test -s /root/emu/url'
 
 say "== configure, register, verify, check (steps 2-5; offline images and templates)"
 vps 'URL=$(cat /root/emu/url)
@@ -95,6 +95,7 @@ vps 'systemd-analyze security glimpse-agent@aurora.service --no-pager | tail -n 
 
 say "== logs (step 7)"
 vps 'echo "journalctl -p warning: $(journalctl -u glimpse-agent@aurora -p warning -o cat | wc -l) lines"
+journalctl -u glimpse-agent@aurora -p warning -o cat | cut -c1-200
 journalctl -u glimpse-agent@aurora --since today -o cat \
   | jq -Rr '"'"'fromjson? | select(.persona == "aurora") | [.timestamp[11:19], .level, .event, .job // .backend // ""] | @tsv'"'"' | tail -n 6'
 
@@ -102,6 +103,25 @@ warnings_json=$(vps 'journalctl -u glimpse-agent@aurora -o cat | jq -Rr '"'"'fro
 warnings_journal=$(vps 'journalctl -u glimpse-agent@aurora -p warning -o cat | wc -l')
 [ "$warnings_json" -eq 0 ] || [ "$warnings_journal" -ge "$warnings_json" ] \
     || fail "journald keeps no levels: $warnings_json warning lines, -p warning shows $warnings_journal"
+
+say "== Glimpse down: start returns at once (READY=1 early), the journal keeps the warnings"
+vps 'kill "$(cat /root/emu.pid)"; sleep 1; systemctl stop glimpse-agent@aurora'
+start=$(date +%s%N)
+vps 'timeout 60 systemctl start glimpse-agent@aurora' || fail "systemctl start failed or blocked while Glimpse is down"
+took=$(( ($(date +%s%N) - start) / 1000000 ))
+say "systemctl start with Glimpse down returned after $took ms"
+[ "$took" -lt 20000 ] || fail "systemctl start blocked for $took ms while Glimpse is down"
+sleep 8
+vps 'echo "unit: $(systemctl show glimpse-agent@aurora -p ActiveState -p SubState -p NRestarts | tr "\n" " ")"
+echo "STATUS=$(systemctl show glimpse-agent@aurora -p StatusText --value)"'
+[ "$(vps 'systemctl is-active glimpse-agent@aurora')" = active ] || fail "the unit is not active while Glimpse is down"
+vps 'systemctl show glimpse-agent@aurora -p StatusText --value' | grep -q "waiting for Glimpse" \
+    || fail "STATUS= does not say it is waiting for Glimpse"
+outage_warnings=$(vps 'journalctl -u glimpse-agent@aurora -p warning -o cat | grep -c startup_retry' || true)
+say "journalctl -p warning during the outage: $outage_warnings startup_retry lines; the last:"
+vps 'journalctl -u glimpse-agent@aurora -p warning -o json -n 1 | jq -r '"'"'"PRIORITY=\(.PRIORITY) \(.MESSAGE[0:160])"'"'"''
+[ "$outage_warnings" -ge 1 ] || fail "journalctl -p warning shows no startup_retry while Glimpse is down"
+vps 'echo "glimpse-agent health: $(glimpse-agent health -c /etc/glimpse-agent/aurora.toml)"'
 
 say "== a secret the config names but the unit has no file for"
 vps 'cp /etc/glimpse-agent/aurora.toml /root/aurora.toml
