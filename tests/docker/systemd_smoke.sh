@@ -133,6 +133,25 @@ cp /root/aurora.toml /etc/glimpse-agent/aurora.toml' || fail "missing credential
 [ "$(vps 'systemctl show glimpse-agent@aurora -p ExecMainStatus --value')" = 2 ] \
     || fail "a missing credential must be exit 2"
 
+say "== a Glimpse that refuses the key: exit 5, no restart (RestartPreventExitStatus)"
+# A second emulator with another population: the emulator's keys are drawn from a seeded
+# generator, so with the first one's population it would hand out the registered key again.
+# It knows a new aurora, whose key is installed afterwards.
+vps '(setsid /opt/glimpse-agent/bin/python /root/emulator.py /root/emu2 --population 3 --agent aurora >/root/emu2.log 2>&1 & echo $! >/root/emu2.pid); sleep 4; test -s /root/emu2/url
+! cmp -s /root/emu2/aurora.key /etc/glimpse-agent/credentials/aurora/glimpse || echo "the second emulator knows the old key"
+sed -i "s#$(cat /root/emu/url)#$(cat /root/emu2/url)#" /etc/glimpse-agent/aurora.toml
+systemctl restart glimpse-agent@aurora; sleep 20
+echo "unit: $(systemctl show glimpse-agent@aurora -p ActiveState -p ExecMainStatus -p NRestarts | tr "\n" " ")"
+journalctl -u glimpse-agent@aurora -p err -o cat | grep '"'"'"event": "fatal"'"'"' | tail -n 1 | cut -c1-300'
+[ "$(vps 'systemctl show glimpse-agent@aurora -p ExecMainStatus --value')" = 5 ] \
+    || fail "a refused key must be exit 5"
+# failed, not activating/auto-restart: no restart is pending (RestartSec=30 is longer than the wait)
+[ "$(vps 'for p in ActiveState SubState NRestarts; do systemctl show glimpse-agent@aurora -p $p --value; done | tr "\n" " "')" = "failed failed 0 " ] \
+    || fail "systemd restarts (or will restart) a unit whose key Glimpse refused"
+vps 'install -m 0600 /root/emu2/aurora.key /etc/glimpse-agent/credentials/aurora/glimpse
+systemctl reset-failed glimpse-agent@aurora; systemctl start glimpse-agent@aurora; sleep 3
+echo "with the right key: $(systemctl is-active glimpse-agent@aurora)"'
+
 say "== upgrade (step 8) and removal (step 9)"
 vps 'cd /usr/local/src/glimpse-agent
 /opt/glimpse-agent/bin/pip install -q -c constraints.txt --upgrade .
