@@ -3,8 +3,10 @@
 # with systemd as PID 1 in a container, installs this working tree into /opt/glimpse-agent with
 # constraints.txt, and follows the doc's steps against a Glimpse emulator on the container's
 # loopback: register (the key lands in the credentials folder), verify, check, enable --now,
-# status from a root shell, the journal, systemd-analyze security, a missing credential (exit 2,
-# the unit stays stopped), an upgrade, and removal. Prints what it saw; non-zero on a failure.
+# status from a root shell, the journal, systemd-analyze security, `systemctl start` while
+# Glimpse is down (returns at once: READY=1 comes before Glimpse; warnings keep their journal
+# priority), a missing credential (exit 2, the unit stays stopped), a refused key (exit 5, no
+# restart), an upgrade, and removal. Prints what it saw; non-zero on a failure.
 #
 #   tests/docker/systemd_smoke.sh      # needs docker and debootstrap; run as root
 #
