@@ -16,6 +16,7 @@ REPO = Path(__file__).resolve().parents[1]
 UNIT = REPO / "systemd" / "glimpse-agent@.service"
 DOCKERFILE = REPO / "Dockerfile"
 COMPOSE = REPO / "compose.yaml"
+FLEET_COMPOSE = REPO / "compose.fleet.yaml"
 DEPLOY_DOC = REPO / "docs" / "deploy.md"
 
 CREDENTIALS: dict[str, str] = {

@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 import yaml
 
-from deploy_facts import COMPOSE, CREDENTIALS, DOCKERFILE, REPO
+from deploy_facts import COMPOSE, CREDENTIALS, DOCKERFILE, FLEET_COMPOSE, REPO
 
 STATE = "/var/lib/glimpse-agent"
 CONFIG = "/etc/glimpse-agent/agent.toml"
@@ -139,3 +139,22 @@ def test_compose_restart_policy_gives_up_instead_of_looping() -> None:
         assert found and 1 <= int(found.group(1)) <= 10, (name, restart)
         grace = re.fullmatch(r"(\d+)s", svc["stop_grace_period"])
         assert grace and int(grace.group(1)) >= 30, name
+
+
+def test_fleet_compose_gives_up_and_keeps_its_state_where_the_image_user_can_write() -> None:
+    """compose.fleet.yaml: the same bounded restart (a fleet exits 2 or 3 only when none of its
+    personas can run, which a restart cannot fix), and each shard's state volume, control socket
+    and heartbeat on the image's VOLUME: a new named volume copies that folder's owner (uid
+    10001), where one mounted on a path the image lacks is root's, and every persona stopped
+    with exit 3 (seen under Docker by tests/docker/smoke.sh)."""
+    data = yaml.safe_load(FLEET_COMPOSE.read_text(encoding="utf-8"))
+    assert len(data["services"]) >= 2
+    for name, svc in data["services"].items():
+        restart = svc["restart"]
+        found = re.fullmatch(r"on-failure:(\d+)", restart)
+        assert found and 1 <= int(found.group(1)) <= 10, (name, restart)
+        mounts = {m.split(":")[1]: m.split(":")[0] for m in svc["volumes"]}
+        assert mounts.get(STATE) in data["volumes"], (name, mounts)
+        assert svc["environment"]["GLIMPSE_FLEET_CONTROL"].startswith(f"{STATE}/"), name
+        # `fleet health` asks the socket GLIMPSE_FLEET_CONTROL names (checked above).
+        assert svc["healthcheck"]["test"][1:4] == ["glimpse-agent", "fleet", "health"], name

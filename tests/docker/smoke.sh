@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Docker smoke (not part of .ci/run: it needs a Docker engine and takes minutes): build the image,
 # run `sandbox --days 1` and `run` in it, watch the health check, try the exit codes that must
-# stop a restart loop, check the Compose file and run its two personas side by side. Prints what
-# it saw (image size, RSS, health, exit codes) and exits non-zero if a must-have failed.
+# stop a restart loop, check the Compose files, run compose.yaml's two personas side by side
+# and compose.fleet.yaml's shards. Prints what it saw (image size, RSS, health, exit codes) and
+# exits non-zero if a must-have failed.
 #
 #   tests/docker/smoke.sh                  # uses the Dockerfile's base image if Docker has it
 #   SMOKE_DEBOOTSTRAP=1 tests/docker/smoke.sh
@@ -19,7 +20,13 @@ REPO=$PWD
 PYTHON=${PYTHON:-$REPO/.venv/bin/python}
 TAG=${SMOKE_TAG:-glimpse-agent:smoke}
 BASE=$(sed -n 's/^FROM \([^ ]*\).*/\1/p' Dockerfile | head -n 1)
-UNHEALTHY_WAIT=${SMOKE_UNHEALTHY_WAIT:-900}   # seconds to wait for health to flip after an outage
+# The smoke's configs say `[ops] unhealthy_after_minutes = UNHEALTHY_MINUTES` and
+# `[daemon] heartbeat_minutes = HEARTBEAT_MINUTES`: an idle daemon learns that Glimpse is gone
+# at its next heartbeat, so health must flip at most HEARTBEAT + UNHEALTHY minutes (plus the
+# health check's interval and retries) after Glimpse goes away.
+UNHEALTHY_MINUTES=${SMOKE_UNHEALTHY_MINUTES:-1}
+HEARTBEAT_MINUTES=${SMOKE_HEARTBEAT_MINUTES:-1}
+UNHEALTHY_WAIT=${SMOKE_UNHEALTHY_WAIT:-300}   # seconds to wait for health to flip after an outage
 WORK=$(mktemp -d /tmp/glimpse-smoke.XXXXXX)
 COMPOSE=()
 if docker compose version >/dev/null 2>&1; then COMPOSE=(docker compose)
@@ -33,6 +40,8 @@ cleanup() {
     docker rm -f -v smoke-aurora smoke-exit3 smoke-exit5 >/dev/null 2>&1 || true
     if [ ${#COMPOSE[@]} -gt 0 ] && [ -f "$WORK/compose/compose.yaml" ]; then
         (cd "$WORK/compose" && "${COMPOSE[@]}" -p glimpsesmoke down -v >/dev/null 2>&1) || true
+        (cd "$WORK/compose" && "${COMPOSE[@]}" -p glimpsesmokefleet -f compose.fleet.yaml \
+            -f compose.fleet.smoke.yaml down -v >/dev/null 2>&1) || true
     fi
     [ -n "$EMU_PID" ] && kill "$EMU_PID" 2>/dev/null || true
     rm -rf "$WORK"
@@ -40,7 +49,10 @@ cleanup() {
 trap cleanup EXIT
 
 health() { docker inspect -f '{{if .State.Health}}{{.State.Health.Status}}{{else}}none{{end}}' "$1"; }
-rss_kib() { awk '/^VmRSS/ {print $2}' "/proc/$(docker inspect -f '{{.State.Pid}}' "$1")/status"; }
+rss_kib() {  # the container's first process and its children (init: true puts tini first)
+    local pid; pid=$(docker inspect -f '{{.State.Pid}}' "$1")
+    ps -o rss= -p "$pid" --ppid "$pid" | awk '{s += $1} END {print s}'
+}
 wait_for() {  # wait_for SECONDS COMMAND...: true once COMMAND succeeds
     local until=$((SECONDS + $1)); shift
     while [ $SECONDS -lt $until ]; do "$@" && return 0; sleep 1; done
@@ -74,9 +86,10 @@ say "final stage: leftovers and uid: $leftovers"
 
 # ---- 2. sandbox from an empty folder, nothing mounted
 say "== docker run --rm $TAG sandbox --days 1"
+start=$SECONDS
 if docker run --rm --no-healthcheck "$TAG" sandbox --days 1 >"$WORK/sandbox.log" 2>&1 \
         && grep -q "All checks passed" "$WORK/sandbox.log"; then
-    say "sandbox: $(grep -E '^(Simulated|All checks)' "$WORK/sandbox.log" | tr '\n' ' ')"
+    say "sandbox: $((SECONDS - start)) s wall; $(grep -E '^(Simulated|All checks)' "$WORK/sandbox.log" | tr '\n' ' ')"
 else
     tail -20 "$WORK/sandbox.log"; fail "sandbox in the image"
 fi
@@ -100,6 +113,12 @@ order = ["local"]
 
 [captions]
 order = ["template"]
+
+[daemon]
+heartbeat_minutes = $HEARTBEAT_MINUTES
+
+[ops]
+unhealthy_after_minutes = $UNHEALTHY_MINUTES
 EOF
 }
 mkdir -p "$WORK/compose/personas" "$WORK/compose/secrets/aurora" "$WORK/compose/secrets/kuro"
@@ -154,24 +173,26 @@ say "docker stop: $((SECONDS - start)) s, exit code $(docker inspect -f '{{.Stat
 
 # ---- 4. the exit codes a restart policy must not loop on
 say "== exit codes"
-exit_of() {  # exit_of NAME LOG DOCKER-RUN-ARGS...: the container's exit code, or "none"
-    local name=$1 log=$2; shift 2
-    docker run -d --name "$name" --no-healthcheck --network host "$@" "$TAG" >/dev/null
-    if timeout 120 docker wait "$name" >/dev/null; then
-        docker inspect -f '{{.State.ExitCode}}' "$name"
+exit_of() {  # exit_of NAME LOG DOCKER-RUN-ARGS...: "CODE after N restarts" under on-failure:5
+    # The Compose file's policy: a code a restart cannot fix must end in `Exited (N)` after at
+    # most 5 quick restarts, not loop for ever. "none" if it is still up after 120 s.
+    local name=$1 log=$2 start=$SECONDS; shift 2
+    docker run -d --name "$name" --no-healthcheck --network host --restart on-failure:5 "$@" "$TAG" >/dev/null
+    if wait_for 120 sh -c "[ \"\$(docker inspect -f '{{.State.Status}}' $name)\" = exited ]"; then
+        echo "$(docker inspect -f '{{.State.ExitCode}} after {{.RestartCount}} restarts' "$name"), $((SECONDS - start)) s"
     else
-        echo "none (still running after 120 s)"
+        echo "none (still $(docker inspect -f '{{.State.Status}} after {{.RestartCount}} restarts' "$name") after 120 s)"
     fi
     docker logs "$name" >"$log" 2>&1
     docker rm -f -v "$name" >/dev/null
 }
-last_line() { grep -v '^\s*$' "$1" | tail -n 1 | cut -c1-220; }
+last_line() { grep -v '^\s*$' "$1" | tail -n 1 | cut -c1-400; }
 mkdir -p "$WORK/rootonly" && chmod 0700 "$WORK/rootonly"
 code=$(exit_of smoke-exit3 "$WORK/exit3.log" \
     -v "$C/aurora.toml:/etc/glimpse-agent/agent.toml:ro" -v "$C/personas:/etc/glimpse-agent/personas:ro" \
     -v "$C/secrets/aurora/glimpse:/run/secrets/glimpse:ro" -v "$WORK/rootonly:/var/lib/glimpse-agent")
 say "state dir owned by root, 0700: exit $code (want 3): $(last_line "$WORK/exit3.log")"
-[ "$code" = 3 ] || fail "an unwritable state dir must be exit 3 (a restart cannot fix it)"
+[ "${code%% *}" = 3 ] || fail "an unwritable state dir must be exit 3 (a restart cannot fix it)"
 grep -q Traceback "$WORK/exit3.log" && fail "a traceback for an unwritable state dir"
 [ -n "$EMU_PID" ] && { kill "$EMU_PID"; wait "$EMU_PID" 2>/dev/null || true; EMU_PID=""; }
 printf 'glm_refused_0000000000000000\n' >"$WORK/bogus" && chown 10001 "$WORK/bogus" && chmod 0400 "$WORK/bogus"
@@ -183,7 +204,7 @@ code=$(exit_of smoke-exit5 "$WORK/exit5.log" \
     -v "$WORK/aurora-emu2.toml:/etc/glimpse-agent/agent.toml:ro" -v "$C/personas:/etc/glimpse-agent/personas:ro" \
     -v "$WORK/bogus:/run/secrets/glimpse:ro")
 say "refused Glimpse key: exit $code (want 5): $(last_line "$WORK/exit5.log")"
-[ "$code" = 5 ] || fail "a refused key must be exit 5 (a restart cannot fix it)"
+[ "${code%% *}" = 5 ] || fail "a refused key must be exit 5 (a restart cannot fix it)"
 grep -q Traceback "$WORK/exit5.log" && fail "a traceback for a refused key"
 
 # ---- 5. Compose: the file as shipped, then its two personas side by side
@@ -191,8 +212,10 @@ if [ ${#COMPOSE[@]} -eq 0 ]; then
     fail "neither \`docker compose\` nor docker-compose is installed"
 else
     cp compose.yaml "$C/compose.yaml"
-    (cd "$C" && "${COMPOSE[@]}" config -q) && say "${COMPOSE[*]} config: valid" \
-        || fail "${COMPOSE[*]} config"
+    (cd "$C" && "${COMPOSE[@]}" config -q) && say "${COMPOSE[*]} config: compose.yaml valid" \
+        || fail "${COMPOSE[*]} config on compose.yaml"
+    "${COMPOSE[@]}" -f compose.fleet.yaml config -q && say "${COMPOSE[*]} config: compose.fleet.yaml valid" \
+        || fail "${COMPOSE[*]} config on compose.fleet.yaml"
     sed -i "s#$URL#$(cat "$WORK/emu2/url")#" "$C/aurora.toml" "$C/kuro.toml"
     for p in aurora kuro; do
         chmod 0600 "$C/secrets/$p/glimpse" && cp "$WORK/emu2/$p.key" "$C/secrets/$p/glimpse"
@@ -215,6 +238,52 @@ EOF
         say "compose $p: $state, state volume $vol, /run/secrets: $secrets, RSS $(rss_kib "$cid") KiB, daemon_ready x$ready"
         [ "$ready" -ge 1 ] || { docker logs "$cid" 2>&1 | tail -5; fail "compose $p not ready"; }
     done
+    (cd "$C" && "${COMPOSE[@]}" -p glimpsesmoke down -v >/dev/null 2>&1) || true
+
+    # ---- 6. compose.fleet.yaml: shard-a runs both personas in one process; shard-b has no
+    # config at all (exit 2), which on-failure:5 must give up on.
+    say "== compose.fleet.yaml"
+    cp compose.fleet.yaml "$C/compose.fleet.yaml"
+    mkdir -p "$C/fleet/shard-a/personas" "$C/fleet/shard-b"
+    cp "$C"/personas/*.toml "$C/fleet/shard-a/personas/"
+    for p in aurora kuro; do
+        sed -e "s#^state_dir = .*#state_dir = \"\${STATE_DIRECTORY:-/var/lib/glimpse-agent}/$p\"#" \
+            -e "s#^api_key_file = .*#api_key_file = \"/run/secrets/$p.glimpse\"#" \
+            "$C/$p.toml" >"$C/fleet/shard-a/$p.toml"
+    done
+    cat >"$C/compose.fleet.smoke.yaml" <<EOF
+services:
+  shard-a:
+    image: $TAG
+    network_mode: host
+    volumes:
+      - ./secrets/aurora/glimpse:/run/secrets/aurora.glimpse:ro
+      - ./secrets/kuro/glimpse:/run/secrets/kuro.glimpse:ro
+  shard-b: {image: $TAG, network_mode: host}
+EOF
+    FLEET=("${COMPOSE[@]}" -p glimpsesmokefleet -f compose.fleet.yaml -f compose.fleet.smoke.yaml)
+    (cd "$C" && "${FLEET[@]}" up -d --no-build) >"$WORK/fleet.log" 2>&1 \
+        || { cat "$WORK/fleet.log"; fail "compose.fleet.yaml up"; }
+    a=$(cd "$C" && "${FLEET[@]}" ps -q shard-a); b=$(cd "$C" && "${FLEET[@]}" ps -q shard-b)
+    if wait_for 60 sh -c "docker exec $a glimpse-agent fleet status 2>/dev/null | grep -q running"; then
+        sleep 5
+        say "shard-a: $(docker inspect -f '{{.State.Status}} restarts={{.RestartCount}}' "$a"), RSS $(rss_kib "$a") KiB; fleet status:"
+        docker exec "$a" glimpse-agent fleet status | cut -c1-120
+    else
+        docker logs "$a" 2>&1 | tail -5 | cut -c1-400
+        fail "compose.fleet.yaml: shard-a never ran its personas ($(docker inspect -f '{{.State.Status}} exit={{.State.ExitCode}} restarts={{.RestartCount}}' "$a"))"
+    fi
+    # The healthcheck's own command, run now rather than after its 2 min start period.
+    mapfile -t check < <(docker inspect -f '{{json .Config.Healthcheck.Test}}' "$a" \
+        | "$PYTHON" -c 'import json, sys; print("\n".join(json.load(sys.stdin)[1:]))')
+    if docker exec "$a" "${check[@]}"; then say "shard-a healthcheck command: exit 0"
+    else fail "shard-a's healthcheck command says unhealthy"; fi
+    if wait_for 120 sh -c "[ \"\$(docker inspect -f '{{.State.Status}}' $b)\" = exited ]"; then
+        say "shard-b (no configs): $(docker inspect -f 'exit {{.State.ExitCode}} after {{.RestartCount}} restarts' "$b"): $(docker logs "$b" 2>&1 | tail -n 1 | cut -c1-200)"
+        [ "$(docker inspect -f '{{.State.ExitCode}}' "$b")" = 2 ] || fail "an empty fleet folder must be exit 2"
+    else
+        fail "shard-b with no configs still $(docker inspect -f '{{.State.Status}} after {{.RestartCount}} restarts' "$b") after 120 s"
+    fi
 fi
 
 if [ $FAILED = 0 ]; then say "SMOKE PASSED"; else say "SMOKE FAILED"; fi

@@ -3,8 +3,10 @@
 # with systemd as PID 1 in a container, installs this working tree into /opt/glimpse-agent with
 # constraints.txt, and follows the doc's steps against a Glimpse emulator on the container's
 # loopback: register (the key lands in the credentials folder), verify, check, enable --now,
-# status from a root shell, the journal, systemd-analyze security, a missing credential (exit 2,
-# the unit stays stopped), an upgrade, and removal. Prints what it saw; non-zero on a failure.
+# status from a root shell, the journal, systemd-analyze security, `systemctl start` while
+# Glimpse is down (returns at once: READY=1 comes before Glimpse; warnings keep their journal
+# priority), a missing credential (exit 2, the unit stays stopped), a refused key (exit 5, no
+# restart), an upgrade, and removal. Prints what it saw; non-zero on a failure.
 #
 #   tests/docker/systemd_smoke.sh      # needs docker and debootstrap; run as root
 #
@@ -58,7 +60,7 @@ install -d -m 0755 /etc/glimpse-agent /etc/glimpse-agent/personas
 install -d -m 0700 /etc/glimpse-agent/credentials
 install -m 0644 /usr/local/src/glimpse-agent/personas/aurora.toml /etc/glimpse-agent/personas/
 glimpse-agent --version'
-vps '(setsid /opt/glimpse-agent/bin/python /root/emulator.py /root/emu >/root/emu.log 2>&1 &); sleep 4; test -s /root/emu/url'
+vps '(setsid /opt/glimpse-agent/bin/python /root/emulator.py /root/emu >/root/emu.log 2>&1 & echo $! >/root/emu.pid); sleep 4; test -s /root/emu/url'
 
 say "== configure, register, verify, check (steps 2-5; offline images and templates)"
 vps 'URL=$(cat /root/emu/url)
@@ -95,6 +97,7 @@ vps 'systemd-analyze security glimpse-agent@aurora.service --no-pager | tail -n 
 
 say "== logs (step 7)"
 vps 'echo "journalctl -p warning: $(journalctl -u glimpse-agent@aurora -p warning -o cat | wc -l) lines"
+journalctl -u glimpse-agent@aurora -p warning -o cat | cut -c1-200
 journalctl -u glimpse-agent@aurora --since today -o cat \
   | jq -Rr '"'"'fromjson? | select(.persona == "aurora") | [.timestamp[11:19], .level, .event, .job // .backend // ""] | @tsv'"'"' | tail -n 6'
 
@@ -102,6 +105,25 @@ warnings_json=$(vps 'journalctl -u glimpse-agent@aurora -o cat | jq -Rr '"'"'fro
 warnings_journal=$(vps 'journalctl -u glimpse-agent@aurora -p warning -o cat | wc -l')
 [ "$warnings_json" -eq 0 ] || [ "$warnings_journal" -ge "$warnings_json" ] \
     || fail "journald keeps no levels: $warnings_json warning lines, -p warning shows $warnings_journal"
+
+say "== Glimpse down: start returns at once (READY=1 early), the journal keeps the warnings"
+vps 'kill "$(cat /root/emu.pid)"; sleep 1; systemctl stop glimpse-agent@aurora'
+start=$(date +%s%N)
+vps 'timeout 60 systemctl start glimpse-agent@aurora' || fail "systemctl start failed or blocked while Glimpse is down"
+took=$(( ($(date +%s%N) - start) / 1000000 ))
+say "systemctl start with Glimpse down returned after $took ms"
+[ "$took" -lt 20000 ] || fail "systemctl start blocked for $took ms while Glimpse is down"
+sleep 8
+vps 'echo "unit: $(systemctl show glimpse-agent@aurora -p ActiveState -p SubState -p NRestarts | tr "\n" " ")"
+echo "STATUS=$(systemctl show glimpse-agent@aurora -p StatusText --value)"'
+[ "$(vps 'systemctl is-active glimpse-agent@aurora')" = active ] || fail "the unit is not active while Glimpse is down"
+vps 'systemctl show glimpse-agent@aurora -p StatusText --value' | grep -q "waiting for Glimpse" \
+    || fail "STATUS= does not say it is waiting for Glimpse"
+outage_warnings=$(vps 'journalctl -u glimpse-agent@aurora -p warning -o cat | grep -c startup_retry' || true)
+say "journalctl -p warning during the outage: $outage_warnings startup_retry lines; the last:"
+vps 'journalctl -u glimpse-agent@aurora -p warning -o json -n 1 | jq -r '"'"'"PRIORITY=\(.PRIORITY) \(.MESSAGE[0:160])"'"'"''
+[ "$outage_warnings" -ge 1 ] || fail "journalctl -p warning shows no startup_retry while Glimpse is down"
+vps 'echo "glimpse-agent health: $(glimpse-agent health -c /etc/glimpse-agent/aurora.toml)"'
 
 say "== a secret the config names but the unit has no file for"
 vps 'cp /etc/glimpse-agent/aurora.toml /root/aurora.toml
@@ -112,6 +134,25 @@ journalctl -u glimpse-agent@aurora -n 5 -o cat | grep api_key_file
 cp /root/aurora.toml /etc/glimpse-agent/aurora.toml' || fail "missing credential"
 [ "$(vps 'systemctl show glimpse-agent@aurora -p ExecMainStatus --value')" = 2 ] \
     || fail "a missing credential must be exit 2"
+
+say "== a Glimpse that refuses the key: exit 5, no restart (RestartPreventExitStatus)"
+# A second emulator with another population: the emulator's keys are drawn from a seeded
+# generator, so with the first one's population it would hand out the registered key again.
+# It knows a new aurora, whose key is installed afterwards.
+vps '(setsid /opt/glimpse-agent/bin/python /root/emulator.py /root/emu2 --population 3 --agent aurora >/root/emu2.log 2>&1 & echo $! >/root/emu2.pid); sleep 4; test -s /root/emu2/url
+! cmp -s /root/emu2/aurora.key /etc/glimpse-agent/credentials/aurora/glimpse || echo "the second emulator knows the old key"
+sed -i "s#$(cat /root/emu/url)#$(cat /root/emu2/url)#" /etc/glimpse-agent/aurora.toml
+systemctl restart glimpse-agent@aurora; sleep 20
+echo "unit: $(systemctl show glimpse-agent@aurora -p ActiveState -p ExecMainStatus -p NRestarts | tr "\n" " ")"
+journalctl -u glimpse-agent@aurora -p err -o cat | grep '"'"'"event": "fatal"'"'"' | tail -n 1 | cut -c1-300'
+[ "$(vps 'systemctl show glimpse-agent@aurora -p ExecMainStatus --value')" = 5 ] \
+    || fail "a refused key must be exit 5"
+# failed, not activating/auto-restart: no restart is pending (RestartSec=30 is longer than the wait)
+[ "$(vps 'for p in ActiveState SubState NRestarts; do systemctl show glimpse-agent@aurora -p $p --value; done | tr "\n" " "')" = "failed failed 0 " ] \
+    || fail "systemd restarts (or will restart) a unit whose key Glimpse refused"
+vps 'install -m 0600 /root/emu2/aurora.key /etc/glimpse-agent/credentials/aurora/glimpse
+systemctl reset-failed glimpse-agent@aurora; systemctl start glimpse-agent@aurora; sleep 3
+echo "with the right key: $(systemctl is-active glimpse-agent@aurora)"'
 
 say "== upgrade (step 8) and removal (step 9)"
 vps 'cd /usr/local/src/glimpse-agent
