@@ -172,7 +172,7 @@ async def test_every_persona_failing_ends_the_fleet_with_their_code(
         FleetSource(directory=fleet_dir), control=tmp_path / "ctl.sock", handle_signals=False
     )
     code = await asyncio.wait_for(fleet.run(), 30)
-    assert code == 1
+    assert code == 5  # both keys refused: what `run -c` says of one
     rows = await _states(fleet)
     assert {r["state"] for r in rows.values()} == {"failed"}
 

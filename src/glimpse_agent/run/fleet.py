@@ -56,7 +56,14 @@ import structlog
 
 from glimpse_agent.clock import Clock, SystemClock
 from glimpse_agent.config.models import listen_address
-from glimpse_agent.errors import ConfigError, Problem, StateError, StateUnwritable
+from glimpse_agent.errors import (
+    ConfigError,
+    KeyRefused,
+    Problem,
+    StateError,
+    StateUnwritable,
+    Unauthorized,
+)
 from glimpse_agent.health import DEFAULT_PATIENCE, Verdict, judge
 from glimpse_agent.ledger import Ledger
 from glimpse_agent.ledger.storage import ensure_state_dir
@@ -94,6 +101,13 @@ _EXIT_CODES: tuple[tuple[type[BaseException], int], ...] = (
     (StateUnwritable, 4),
     (StateError, 3),
 )
+
+
+def _exit_code(exc: BaseException) -> int:
+    """The code a single `run -c` of this persona would have exited with."""
+    if isinstance(exc, KeyRefused) or (isinstance(exc, Unauthorized) and exc.service == "glimpse"):
+        return 5  # Glimpse refused this persona's key
+    return next((c for t, c in _EXIT_CODES if isinstance(exc, t)), 1)
 
 
 def shared_http() -> httpx.AsyncClient:
@@ -598,7 +612,7 @@ class Fleet:
         except asyncio.CancelledError:
             raise
         except Exception as exc:  # one persona's failure is its own
-            member.exit_code = next((c for t, c in _EXIT_CODES if isinstance(exc, t)), 1)
+            member.exit_code = _exit_code(exc)
             member.state = "config_error" if member.exit_code == 2 else "failed"
             member.error = redact(f"{type(exc).__name__}: {exc}")[:500]
             member.since = self.clock.now()
