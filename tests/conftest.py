@@ -13,6 +13,7 @@ Emulators, by what they serve:
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import ExitStack
@@ -25,6 +26,7 @@ from starlette.applications import Starlette
 
 from glimpse_agent.clock import SimulatedClock, utc
 from glimpse_agent.redaction import forget_all_secrets
+from glimpse_agent.run.fleet import Fleet
 from glimpse_agent.sandbox.glimpse.testing import GlimpseHost, GlimpseSandbox
 from glimpse_agent.sandbox.images.glif import create_glif_app
 from glimpse_agent.sandbox.images.huggingface import create_hf_app
@@ -153,3 +155,20 @@ def chat(chat_state: ChatState, serve: Serve) -> Iterator[tuple[ChatState, str]]
     of its /v1 API)."""
     yield chat_state, serve(create_openai_chat_app(chat_state)) + "/v1"
     chat_state.release()
+
+
+@pytest.fixture
+async def running() -> AsyncIterator[Any]:
+    """``start(fleet)``: runs a fleet (run/fleet.py) in the background; stopped at the end of
+    the test."""
+    started: list[tuple[Fleet, asyncio.Task[int]]] = []
+
+    def start(fleet: Fleet) -> asyncio.Task[int]:
+        task = asyncio.create_task(fleet.run())
+        started.append((fleet, task))
+        return task
+
+    yield start
+    for fleet, task in started:
+        fleet.request_stop()
+        await asyncio.wait_for(asyncio.gather(task, return_exceptions=True), 40)

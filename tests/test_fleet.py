@@ -8,7 +8,7 @@ from __future__ import annotations
 import asyncio
 import socket
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -54,22 +54,6 @@ async def _wait(predicate: Any, within: float) -> bool:
             return True
         await asyncio.sleep(0.1)
     return False
-
-
-@pytest.fixture
-async def running() -> AsyncIterator[Any]:
-    """``start(fleet)``: runs it in the background; stopped at the end of the test."""
-    started: list[tuple[Fleet, asyncio.Task[int]]] = []
-
-    def start(fleet: Fleet) -> asyncio.Task[int]:
-        task = asyncio.create_task(fleet.run())
-        started.append((fleet, task))
-        return task
-
-    yield start
-    for fleet, task in started:
-        fleet.request_stop()
-        await asyncio.wait_for(asyncio.gather(task, return_exceptions=True), 40)
 
 
 async def _states(fleet: Fleet) -> dict[str, dict[str, Any]]:

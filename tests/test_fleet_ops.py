@@ -12,7 +12,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -40,22 +40,6 @@ def world() -> Iterator[tuple[GlimpseWorld, str]]:
     with LoopbackServer(create_glimpse_app(world)) as server:
         yield world, server.url + API_ROOT
         world.faults.release()
-
-
-@pytest.fixture
-async def running() -> AsyncIterator[Any]:
-    """``start(fleet)``: runs it in the background; stopped at the end of the test."""
-    started: list[tuple[Fleet, asyncio.Task[int]]] = []
-
-    def start(fleet: Fleet) -> asyncio.Task[int]:
-        task = asyncio.create_task(fleet.run())
-        started.append((fleet, task))
-        return task
-
-    yield start
-    for fleet, task in started:
-        fleet.request_stop()
-        await asyncio.wait_for(asyncio.gather(task, return_exceptions=True), 40)
 
 
 async def _wait(predicate: Any, within: float) -> bool:
