@@ -10,72 +10,26 @@ from __future__ import annotations
 
 import argparse
 import errno
-from collections.abc import Awaitable, Callable
-from datetime import datetime, timedelta
+from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
 from glimpse_agent.clock import Clock, SystemClock
 from glimpse_agent.commands._common import load
 from glimpse_agent.config import LoadedAgent
 from glimpse_agent.config.models import listen_address
-from glimpse_agent.errors import ConfigError, Problem, StateUnwritable
-from glimpse_agent.ledger import Ledger
+from glimpse_agent.errors import ConfigError, Problem
 from glimpse_agent.logs import get_logger
 from glimpse_agent.ops.metrics import PersonaFeed
 from glimpse_agent.ops.tallies import Tallies
 from glimpse_agent.ops.vitals import Vitals
-from glimpse_agent.planner import DayPlan, Slot
-from glimpse_agent.run.assemble import Runtime, describe, open_runtime
+from glimpse_agent.run.assemble import describe, open_runtime
 from glimpse_agent.run.daemon import Daemon
 from glimpse_agent.run.deadlines import action_deadlines
-from glimpse_agent.run.statedir import PERMISSION_ERRNOS, check_state_dir, permission_denied
+from glimpse_agent.run.opening import OpeningAgent
+from glimpse_agent.run.statedir import check_state_dir
 
 if TYPE_CHECKING:  # the listener (and prometheus_client) load only when configured
     from glimpse_agent.ops.listener import OpsListener
-
-
-class _OpeningAgent:
-    """The agent, opened (ledger lock, read, repair) as the first step of the daemon's start-up
-    rather than before it: a state directory that is full or read-only at a restart is then
-    waited for by the daemon, which tells systemd so, instead of ending the process."""
-
-    def __init__(self, loaded: LoadedAgent, opener: Callable[[], Awaitable[Runtime]]) -> None:
-        self._loaded = loaded
-        self._opener = opener
-        self.runtime: Runtime | None = None
-
-    async def open(self) -> None:
-        if self.runtime is not None:
-            return
-        try:
-            self.runtime = await self._opener()
-        except StateUnwritable as exc:
-            if exc.errno in PERMISSION_ERRNOS:
-                config = self._loaded.config
-                raise permission_denied(config.state_dir, config_file=config.source) from exc
-            raise
-
-    async def startup(self) -> None:
-        await self._agent().start()
-
-    def _agent(self) -> Runtime:
-        assert self.runtime is not None, "the daemon opens the state first"
-        return self.runtime
-
-    async def plan_day(self, now: datetime) -> tuple[list[DayPlan], datetime]:
-        return await self._agent().agent.plan_day(now)
-
-    async def run_slot(self, slot: Slot) -> object:
-        return await self._agent().agent.run_slot(slot)
-
-    async def heartbeat(self) -> None:
-        await self._agent().agent.heartbeat()
-
-    async def ledger_view(self, clock: Clock) -> dict[str, Any] | None:
-        """The ledger's status view, or None before the ledger is open."""
-        if self.runtime is None:
-            return None
-        return await self.runtime.ledger.run(Ledger.status_view, clock.now(), self._loaded.persona)
 
 
 async def main(args: argparse.Namespace) -> int:
@@ -97,7 +51,7 @@ async def main(args: argparse.Namespace) -> int:
     check_state_dir(config.state_dir, config_file=config.source)
     clock = SystemClock()
     vitals, tallies = Vitals(clock), Tallies()
-    agent = _OpeningAgent(
+    agent = OpeningAgent(
         loaded,
         lambda: open_runtime(
             loaded, clock=clock, dry_run=args.dry_run, vitals=vitals, tallies=tallies
@@ -130,7 +84,7 @@ async def main(args: argparse.Namespace) -> int:
 async def _listen(
     loaded: LoadedAgent,
     daemon: Daemon,
-    agent: _OpeningAgent,
+    agent: OpeningAgent,
     clock: Clock,
     flag: str | None = None,
 ) -> OpsListener | None:

@@ -55,6 +55,7 @@ import httpx
 import structlog
 
 from glimpse_agent.clock import Clock, SystemClock
+from glimpse_agent.config import LoadedAgent
 from glimpse_agent.config.models import listen_address
 from glimpse_agent.errors import (
     ConfigError,
@@ -79,13 +80,14 @@ from glimpse_agent.ops.metrics import PersonaFeed
 from glimpse_agent.ops.observe import ObservedClient, glimpse_watcher, observe_here
 from glimpse_agent.ops.tallies import Tallies
 from glimpse_agent.ops.vitals import Vitals
-from glimpse_agent.planner import DayPlan, Slot
+from glimpse_agent.planner import Slot
 from glimpse_agent.redaction import redact
 from glimpse_agent.run import fleet_control
 from glimpse_agent.run.assemble import Runtime, open_runtime
 from glimpse_agent.run.daemon import Daemon
 from glimpse_agent.run.deadlines import action_deadlines
 from glimpse_agent.run.fleet_configs import FleetSource, Loaded, load_all, load_one, with_clashes
+from glimpse_agent.run.opening import OpeningAgent
 
 if TYPE_CHECKING:  # the listener (and prometheus_client) load only when one is asked for
     from glimpse_agent.ops.listener import OpsListener
@@ -137,33 +139,25 @@ class _RecordingNotifier(SystemdNotifier):
         return False
 
 
-class _MemberAgent:
-    """The persona's agent, opened as the first step of its daemon's start-up (as ``run``
-    does): a full or read-only state dir is then waited for, not a failure."""
+class _MemberAgent(OpeningAgent):
+    """The persona's agent, as ``run`` opens it, that also remembers its last failed action:
+    ``fleet status`` shows it without waiting for the persona's ledger, which may be busy. The
+    daemon gets no ``open_state``, so the ledger is opened at the start of ``startup``."""
 
-    def __init__(self, opener: Callable[[], Awaitable[Runtime]], clock: Clock) -> None:
-        self._opener = opener
+    def __init__(
+        self, loaded: LoadedAgent, opener: Callable[[], Awaitable[Runtime]], clock: Clock
+    ) -> None:
+        super().__init__(loaded, opener)
         self.clock = clock
-        self.runtime: Runtime | None = None
-        #: The last action that failed, and why (``fleet status`` shows it without waiting
-        #: for the persona's ledger, which may be busy).
         self.last_failure: str | None = None
 
     async def startup(self) -> None:
-        if self.runtime is None:
-            self.runtime = await self._opener()
-        await self.runtime.agent.startup()
-
-    def _rt(self) -> Runtime:
-        assert self.runtime is not None, "the daemon calls startup() first"
-        return self.runtime
-
-    async def plan_day(self, now: datetime) -> tuple[list[DayPlan], datetime]:
-        return await self._rt().agent.plan_day(now)
+        await self.open()
+        await super().startup()
 
     async def run_slot(self, slot: Slot) -> object:
         try:
-            outcome = await self._rt().agent.run_slot(slot)
+            outcome = await super().run_slot(slot)
         except asyncio.CancelledError:
             self._failed(slot, "cancelled (past its deadline, or the persona was stopped)")
             raise
@@ -177,9 +171,6 @@ class _MemberAgent:
     def _failed(self, slot: Slot, why: str) -> None:
         at = self.clock.now().isoformat(timespec="seconds")
         self.last_failure = redact(f"{at} {slot.slot_id}: {why}")[:300]
-
-    async def heartbeat(self) -> None:
-        await self._rt().agent.heartbeat()
 
 
 @dataclass
@@ -557,6 +548,7 @@ class Fleet:
             member.feed.vitals = vitals
             member.feed.patience = member.patience
         agent = _MemberAgent(
+            loaded,
             lambda: open_runtime(
                 loaded,
                 clock=self.clock,
