@@ -24,7 +24,6 @@ server's thread writes them: every update takes a lock.
 
 from __future__ import annotations
 
-import asyncio
 import json
 import random
 import threading
@@ -34,7 +33,7 @@ from typing import Any
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from glimpse_agent.sandbox.glimpse.faults import DropConnection
+from glimpse_agent.sandbox.glimpse.faults import DropConnection, Endless, wait_on_loop
 
 CHAOS_KINDS: tuple[str, ...] = (
     "status",
@@ -85,6 +84,10 @@ class Chaos:
         """End every endless answer and slow apply at once (call before stopping)."""
         self._released.set()
 
+    @property
+    def released(self) -> bool:
+        return self._released.is_set()
+
     def stop_faults(self) -> None:
         with self._lock:
             self.probability = 0.0
@@ -132,10 +135,10 @@ class Chaos:
             await _start(send, 200, [(b"content-type", b"text/html")], len(page))
             await send({"type": "http.response.body", "body": page})
         elif kind == "slow_apply":
-            await self._wait(self.slow_seconds)
+            await wait_on_loop(self, self.slow_seconds)
             await self.app(scope, receive, _Ignoring(send))
         elif kind == "endless":
-            await self._endless(receive, send)
+            await Endless(self, self.endless_every)(scope, receive, send)
         else:  # "cut" and "drop": the app does its work, the answer is lost on the way
             captured = _Captured()
             await self.app(scope, receive, captured)
@@ -143,33 +146,6 @@ class Chaos:
                 await captured.cut(send)
             else:
                 await DropConnection()(scope, receive, send)
-
-    async def _wait(self, seconds: float) -> None:
-        deadline = asyncio.get_running_loop().time() + seconds
-        while not self._released.is_set():
-            left = deadline - asyncio.get_running_loop().time()
-            if left <= 0:
-                return
-            await asyncio.sleep(min(left, 5.0))
-
-    async def _endless(self, receive: Receive, send: Send) -> None:
-        gone = asyncio.Event()
-
-        async def listen() -> None:
-            while (await receive())["type"] != "http.disconnect":
-                pass
-            gone.set()
-
-        listener = asyncio.create_task(listen())
-        try:
-            await _start(send, 200, [(b"content-type", b"application/json")], None)
-            chunk = b'{"data": ['
-            while not gone.is_set() and not self._released.is_set():
-                await send({"type": "http.response.body", "body": chunk, "more_body": True})
-                chunk = b" "
-                await asyncio.sleep(self.endless_every)
-        finally:
-            listener.cancel()
 
 
 class _Captured:

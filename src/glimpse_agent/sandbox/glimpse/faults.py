@@ -42,7 +42,7 @@ import random
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any, Literal, Protocol
 
 from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
@@ -303,14 +303,8 @@ class GlimpseFaults:
         await asyncio.to_thread(self._released.wait, seconds)
 
     async def wait_on_loop(self, seconds: float) -> None:
-        """Wait ``seconds`` of the event loop's clock (which libfaketime speeds up, unlike a
-        thread's timed wait), waking early once released."""
-        deadline = asyncio.get_running_loop().time() + seconds
-        while not self._released.is_set():
-            left = deadline - asyncio.get_running_loop().time()
-            if left <= 0:
-                return
-            await asyncio.sleep(min(left, 5.0))
+        """Wait ``seconds`` of the event loop's clock, waking early once released."""
+        await wait_on_loop(self, seconds)
 
 
 @dataclass
@@ -381,11 +375,29 @@ class DropConnection(Response):
             return
 
 
+class Releasable(Protocol):
+    """Whatever can end its hangs at once (``GlimpseFaults``, the soaks' ``Chaos``)."""
+
+    @property
+    def released(self) -> bool: ...
+
+
+async def wait_on_loop(faults: Releasable, seconds: float) -> None:
+    """Wait ``seconds`` of the event loop's clock (which libfaketime speeds up, unlike a
+    thread's timed wait), waking early once ``faults`` are released."""
+    deadline = asyncio.get_running_loop().time() + seconds
+    while not faults.released:
+        left = deadline - asyncio.get_running_loop().time()
+        if left <= 0:
+            return
+        await asyncio.sleep(min(left, 5.0))
+
+
 class Endless(Response):
     """``200`` JSON headers, the start of a list, then one space every ``every`` seconds of the
     loop's clock until the client disconnects or the faults are released."""
 
-    def __init__(self, faults: GlimpseFaults, every: float) -> None:
+    def __init__(self, faults: Releasable, every: float) -> None:
         super().__init__(b"", status_code=200)
         self.faults, self.every = faults, every
 
