@@ -3,6 +3,9 @@ persona, the agent.toml files side by side in one folder (what ``run --fleet DIR
 
 from __future__ import annotations
 
+import asyncio
+import time
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -52,3 +55,13 @@ def write_member(
         encoding="utf-8",
     )
     return config
+
+
+async def wait_for(predicate: Callable[[], Awaitable[bool]], within: float) -> bool:
+    """True as soon as ``await predicate()`` is, False once ``within`` seconds have passed."""
+    deadline = time.monotonic() + within
+    while time.monotonic() < deadline:
+        if await predicate():
+            return True
+        await asyncio.sleep(0.1)
+    return False

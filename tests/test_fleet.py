@@ -19,6 +19,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
+from fleetkit import wait_for as _wait
 from fleetkit import write_member
 from glimpse_agent.clock import SystemClock
 from glimpse_agent.errors import ConfigError, StateError
@@ -45,15 +46,6 @@ def hanging() -> Iterator[tuple[GlimpseWorld, str]]:
     with LoopbackServer(create_glimpse_app(world)) as server:
         yield world, server.url + API_ROOT
         world.faults.release()
-
-
-async def _wait(predicate: Any, within: float) -> bool:
-    deadline = time.monotonic() + within
-    while time.monotonic() < deadline:
-        if await predicate():
-            return True
-        await asyncio.sleep(0.1)
-    return False
 
 
 async def _states(fleet: Fleet) -> dict[str, dict[str, Any]]:

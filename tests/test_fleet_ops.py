@@ -11,7 +11,6 @@ import json
 import socket
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -22,6 +21,7 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 from prometheus_client.samples import Sample
 
+from fleetkit import wait_for as _wait
 from fleetkit import write_member
 from glimpse_agent.clock import SystemClock
 from glimpse_agent.errors import ConfigError
@@ -40,15 +40,6 @@ def world() -> Iterator[tuple[GlimpseWorld, str]]:
     with LoopbackServer(create_glimpse_app(world)) as server:
         yield world, server.url + API_ROOT
         world.faults.release()
-
-
-async def _wait(predicate: Any, within: float) -> bool:
-    deadline = time.monotonic() + within
-    while time.monotonic() < deadline:
-        if await predicate():
-            return True
-        await asyncio.sleep(0.2)
-    return False
 
 
 def _free_port() -> int:
